@@ -1,0 +1,1 @@
+//! Dynamic loader search. (Being built.)

@@ -1,0 +1,102 @@
+//! Probes: each one fills one section of [`Facts`] and records how it ended.
+//!
+//! Probes start together ([`runner`]), each under its own deadline. A probe never decides what
+//! is wrong; it only reports what it saw. Probes that call into foreign code which may crash or
+//! hang (the CUDA driver, nvcc, Python) do that in a child process with a deadline
+//! ([`process`]).
+
+pub mod cuda;
+pub mod driver;
+pub mod host;
+pub mod loader;
+pub mod process;
+pub mod runner;
+pub mod toolkit;
+
+use crate::facts::{Facts, ProbeStatus};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How much work a check does. See design.md §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Profile {
+    /// Static inspection only: files, env vars. No GPU calls, no child processes. For pre-commit.
+    Quick,
+    /// + NVML, CUDA driver initialisation and a context on each device.
+    Standard,
+    /// + a real kernel on every GPU and transfer bandwidth.
+    Full,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Standard => "standard",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// What every probe may read: the profile, a snapshot of the environment, and the filesystem
+/// root under which /proc, /sys and /dev are read (tests point it at a fixture tree).
+#[derive(Debug, Clone)]
+pub struct ProbeContext {
+    pub profile: Profile,
+    pub env: BTreeMap<String, String>,
+    pub fs_root: PathBuf,
+}
+
+impl ProbeContext {
+    pub fn from_process(profile: Profile) -> ProbeContext {
+        ProbeContext {
+            profile,
+            env: std::env::vars().collect(),
+            fs_root: PathBuf::from("/"),
+        }
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(String::as_str)
+    }
+
+    /// A non-empty variable's value.
+    pub fn nonempty_var(&self, name: &str) -> Option<&str> {
+        self.var(name).filter(|v| !v.is_empty())
+    }
+
+    /// An absolute system path (like "/proc/driver/nvidia/version") under the context's root.
+    pub fn sys_path(&self, absolute: &str) -> PathBuf {
+        self.fs_root.join(absolute.trim_start_matches('/'))
+    }
+}
+
+/// What a probe hands back: its section of facts plus how it ended.
+#[derive(Debug, Clone)]
+pub struct Probed<T> {
+    pub status: ProbeStatus,
+    pub error: Option<String>,
+    pub data: T,
+}
+
+impl<T> Probed<T> {
+    pub fn ok(data: T) -> Self {
+        Probed { status: ProbeStatus::Ok, error: None, data }
+    }
+    pub fn absent(data: T, what: impl Into<String>) -> Self {
+        Probed { status: ProbeStatus::Absent, error: Some(what.into()), data }
+    }
+    pub fn failed(data: T, why: impl Into<String>) -> Self {
+        Probed { status: ProbeStatus::Failed, error: Some(why.into()), data }
+    }
+}
+
+/// Probe this machine with every probe the profile includes, in parallel.
+pub fn collect(ctx: &ProbeContext) -> Facts {
+    runner::collect(ctx)
+}
+
+/// True when `path` exists, without following a dangling symlink into an error.
+pub(crate) fn exists(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}

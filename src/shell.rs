@@ -1,0 +1,1 @@
+//! Shell quoting for fix commands. (Being built.)
