@@ -5,6 +5,8 @@
 //! versioned by [`SCHEMA_VERSION`]; a reader refuses a newer major schema instead of guessing.
 //! Fields may be added within a schema version; none are removed or renamed.
 
+pub mod python;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,6 +32,8 @@ pub struct Facts {
     pub driver: DriverFacts,
     pub cuda: CudaFacts,
     pub toolkits: ToolkitFacts,
+    /// The project's Python environments and the GPU packages in each.
+    pub python: python::PythonFacts,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -163,7 +167,7 @@ pub struct PciGpu {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct DriverFacts {
-    /// Whether libnvidia-ml could be loaded.
+    /// Whether libnvidia-ml was found by the loader search (quick profile: found, not loaded).
     pub library_found: bool,
     /// The library name asked of the dynamic loader.
     pub library: String,
@@ -265,6 +269,8 @@ pub struct Ecc {
     /// Rows remapped on Ampere and newer, replacing page retirement.
     pub remapped_rows_uncorrectable: Option<u64>,
     pub remapping_failed: Option<bool>,
+    /// A row remapping waits for the next GPU reset.
+    pub remapping_pending: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -287,6 +293,8 @@ pub struct CudaFacts {
     pub library_found: bool,
     /// Names tried for libcuda, in order.
     pub library_candidates: Vec<String>,
+    /// The file libcuda was actually loaded from (the real driver, not a toolkit stub).
+    pub library_path: Option<String>,
     /// cuInit's result by name: "CUDA_SUCCESS", "CUDA_ERROR_NO_DEVICE", ...; null when not called.
     pub init_result: Option<String>,
     /// cuGetErrorString's text for that result.
@@ -329,6 +337,8 @@ pub struct KernelCheck {
     pub compile_ms: Option<f64>,
     pub kernel_ms: Option<f64>,
     pub elements: u64,
+    /// Host-to-device and device-to-host bandwidth, best of two copies of `transfer_mib` each way
+    /// between page-locked (pinned) host memory and the device.
     pub h2d_gb_per_s: Option<f64>,
     pub d2h_gb_per_s: Option<f64>,
     pub transfer_mib: u64,
@@ -338,6 +348,8 @@ pub struct KernelCheck {
 #[serde(default)]
 pub struct Nvrtc {
     pub library_found: bool,
+    /// The file NVRTC was loaded from.
+    pub library_path: Option<String>,
     pub version: Option<String>,
 }
 
@@ -358,6 +370,8 @@ pub struct ToolkitFacts {
     pub path_version: Option<String>,
     /// The versions named by CUDA_HOME, CUDA_PATH and PATH's nvcc, where set, disagree.
     pub selectors_disagree: bool,
+    /// Selectors (CUDA_HOME, CUDA_PATH) that name no usable toolkit, with why ("/x: no such folder").
+    pub selector_errors: BTreeMap<String, String>,
     pub loader: LoaderView,
 }
 
@@ -371,12 +385,16 @@ pub struct Toolkit {
     /// "major.minor" of `version`.
     pub version_short: Option<String>,
     pub major: Option<u32>,
-    /// version.json, version.txt, nvcc, or the folder name.
+    /// Where the version was read: "version.json", "version.txt", "nvcc", "cuda.h" or "folder name".
     pub version_source: Option<String>,
     pub nvcc: Option<String>,
-    /// How it was found: path, cuda_home, cuda_path, default_location.
+    /// How it was found: path, cuda_home, cuda_path, cuda_path_versioned (CUDA_PATH_Vxx_y),
+    /// default_location.
     pub found_by: Vec<String>,
-    /// Set when the folder exists but reading its version failed.
+    /// Other names that lead to the same folder (/usr/local/cuda, /usr/local/cuda-13).
+    pub aliases: Vec<String>,
+    /// Set when the folder exists but its version could not be read, or when a folder named by
+    /// an environment variable has no nvcc, version.json or version.txt.
     pub error: Option<String>,
 }
 
@@ -402,5 +420,47 @@ impl Facts {
             profile: profile.to_string(),
             ..Facts::default()
         }
+    }
+}
+
+/// The JSON Schema of [`Facts`], as published in docs/facts.schema.json.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Facts);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/facts.schema.json is generated from these types; this fails when it is stale.
+    /// Regenerate with `UPDATE_DOCS=1 cargo test --lib facts`.
+    #[test]
+    fn published_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/facts.schema.json");
+        let current = json_schema();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &current).unwrap();
+        }
+        let published = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            published == current,
+            "docs/facts.schema.json is stale: run `make docs`"
+        );
+    }
+
+    #[test]
+    fn empty_facts_round_trip_and_carry_the_schema_version() {
+        let facts = Facts::empty("quick");
+        let text = serde_json::to_string(&facts).unwrap();
+        let back: Facts = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.schema_version, SCHEMA_VERSION);
+        assert_eq!(back.profile, "quick");
+        // Every optional value is written as null, so rules never meet a missing key.
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(value["driver"]["version"].is_null());
+        assert!(value["host"]["env"].get("cuda_visible_devices").is_some());
     }
 }

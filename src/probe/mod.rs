@@ -7,15 +7,17 @@
 
 pub mod cuda;
 pub mod driver;
+pub mod elf;
 pub mod host;
 pub mod loader;
 pub mod process;
+pub mod python;
 pub mod runner;
 pub mod toolkit;
 
 use crate::facts::{Facts, ProbeStatus};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How much work a check does. See design.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -81,22 +83,29 @@ pub struct Probed<T> {
 
 impl<T> Probed<T> {
     pub fn ok(data: T) -> Self {
-        Probed { status: ProbeStatus::Ok, error: None, data }
+        Probed {
+            status: ProbeStatus::Ok,
+            error: None,
+            data,
+        }
     }
     pub fn absent(data: T, what: impl Into<String>) -> Self {
-        Probed { status: ProbeStatus::Absent, error: Some(what.into()), data }
+        Probed {
+            status: ProbeStatus::Absent,
+            error: Some(what.into()),
+            data,
+        }
     }
     pub fn failed(data: T, why: impl Into<String>) -> Self {
-        Probed { status: ProbeStatus::Failed, error: Some(why.into()), data }
+        Probed {
+            status: ProbeStatus::Failed,
+            error: Some(why.into()),
+            data,
+        }
     }
 }
 
 /// Probe this machine with every probe the profile includes, in parallel.
 pub fn collect(ctx: &ProbeContext) -> Facts {
     runner::collect(ctx)
-}
-
-/// True when `path` exists, without following a dangling symlink into an error.
-pub(crate) fn exists(path: &Path) -> bool {
-    path.symlink_metadata().is_ok()
 }

@@ -71,7 +71,9 @@ pub fn kill_all_children() {
 /// (with its process group) when `deadline` passes.
 pub fn run(cmd: &mut Command, deadline: Duration, max_output: usize) -> io::Result<CommandOutput> {
     let start = Instant::now();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     new_process_group(cmd);
     let mut child = cmd.spawn()?;
     let pgid = child.id() as i32;
@@ -100,7 +102,11 @@ pub fn run(cmd: &mut Command, deadline: Duration, max_output: usize) -> io::Resu
     })
 }
 
-fn wait_until(child: &mut Child, pgid: i32, until: Instant) -> (Option<std::process::ExitStatus>, bool) {
+fn wait_until(
+    child: &mut Child,
+    pgid: i32,
+    until: Instant,
+) -> (Option<std::process::ExitStatus>, bool) {
     let mut pause = Duration::from_micros(200);
     loop {
         match child.try_wait() {
@@ -225,7 +231,12 @@ mod tests {
 
     #[test]
     fn captures_output_and_exit_code() {
-        let out = run(&mut sh("echo hi; echo err >&2; exit 3"), Duration::from_secs(5), 1024).unwrap();
+        let out = run(
+            &mut sh("echo hi; echo err >&2; exit 3"),
+            Duration::from_secs(5),
+            1024,
+        )
+        .unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout_text(), "hi\n");
         assert_eq!(out.stderr_text(), "err\n");
@@ -236,15 +247,29 @@ mod tests {
     #[test]
     fn kills_a_hanging_program_and_its_children_at_the_deadline() {
         // The grandchild `sleep` holds stdout open; the group kill must end it too.
-        let out = run(&mut sh("sleep 30 & sleep 30"), Duration::from_millis(300), 1024).unwrap();
+        let out = run(
+            &mut sh("sleep 30 & sleep 30"),
+            Duration::from_millis(300),
+            1024,
+        )
+        .unwrap();
         assert!(out.timed_out);
-        assert!(out.duration < Duration::from_secs(5), "took {:?}", out.duration);
+        assert!(
+            out.duration < Duration::from_secs(5),
+            "took {:?}",
+            out.duration
+        );
         assert!(out.describe_end().starts_with("timed out after"));
     }
 
     #[test]
     fn caps_output_but_drains_the_rest() {
-        let out = run(&mut sh("head -c 1000000 /dev/zero"), Duration::from_secs(10), 4096).unwrap();
+        let out = run(
+            &mut sh("head -c 1000000 /dev/zero"),
+            Duration::from_secs(10),
+            4096,
+        )
+        .unwrap();
         assert_eq!(out.stdout.len(), 4096);
         assert!(out.truncated);
         assert_eq!(out.code, Some(0));
@@ -259,7 +284,12 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_an_error_not_a_panic() {
-        let err = run(&mut Command::new("/nonexistent/nvcc"), Duration::from_secs(1), 10).unwrap_err();
+        let err = run(
+            &mut Command::new("/nonexistent/nvcc"),
+            Duration::from_secs(1),
+            10,
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

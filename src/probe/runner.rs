@@ -6,7 +6,7 @@
 //! behind (threads cannot be killed); probes that may truly hang do their risky work in a child
 //! process ([`super::process`]) so that nothing is left running when the doctor exits.
 
-use super::{cuda, driver, host, toolkit, ProbeContext, Probed, Profile};
+use super::{cuda, driver, host, python, toolkit, ProbeContext, Probed, Profile};
 use crate::facts::{Facts, ProbeOutcome, ProbeStatus};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,6 +20,7 @@ enum Section {
     Driver(Probed<crate::facts::DriverFacts>),
     Cuda(Probed<crate::facts::CudaFacts>),
     Toolkits(Probed<crate::facts::ToolkitFacts>),
+    Python(Probed<crate::facts::python::PythonFacts>),
 }
 
 type ProbeFn = fn(&ProbeContext) -> Section;
@@ -65,6 +66,12 @@ const PROBES: &[ProbeSpec] = &[
         deadline: |_| Duration::from_secs(10),
         run: |ctx| Section::Toolkits(toolkit::probe(ctx)),
     },
+    ProbeSpec {
+        name: "python",
+        runs_in: |_| true,
+        deadline: |_| Duration::from_secs(5),
+        run: |ctx| Section::Python(python::probe(ctx)),
+    },
 ];
 
 /// Names of all probes, in report order.
@@ -93,7 +100,10 @@ pub fn collect(ctx: &ProbeContext) -> Facts {
     let begin = Instant::now();
     for (spec, deadline, rx) in started {
         let outcome = match rx {
-            None => ProbeOutcome { status: ProbeStatus::Skipped, ..Default::default() },
+            None => ProbeOutcome {
+                status: ProbeStatus::Skipped,
+                ..Default::default()
+            },
             Some(rx) => {
                 let left = (begin + deadline).saturating_duration_since(Instant::now());
                 let (outcome, section) = finish(rx, left, deadline);
@@ -121,12 +131,21 @@ fn start(run: ProbeFn, ctx: ProbeContext) -> mpsc::Receiver<Report> {
 }
 
 /// Wait for one probe and turn what happened into its outcome and (maybe) its section.
-fn finish(rx: mpsc::Receiver<Report>, left: Duration, deadline: Duration) -> (ProbeOutcome, Option<Section>) {
+fn finish(
+    rx: mpsc::Receiver<Report>,
+    left: Duration,
+    deadline: Duration,
+) -> (ProbeOutcome, Option<Section>) {
     let deadline_ms = deadline.as_millis() as u64;
     match rx.recv_timeout(left) {
         Ok((Ok(section), took)) => {
             let (status, error) = status_of(&section);
-            let outcome = ProbeOutcome { status, error, duration_ms: ms(took), deadline_ms };
+            let outcome = ProbeOutcome {
+                status,
+                error,
+                duration_ms: ms(took),
+                deadline_ms,
+            };
             (outcome, Some(section))
         }
         Ok((Err(panic), took)) => {
@@ -141,7 +160,10 @@ fn finish(rx: mpsc::Receiver<Report>, left: Duration, deadline: Duration) -> (Pr
         Err(_) => {
             let outcome = ProbeOutcome {
                 status: ProbeStatus::TimedOut,
-                error: Some(format!("no answer within its deadline of {:.1} s", deadline.as_secs_f64())),
+                error: Some(format!(
+                    "no answer within its deadline of {:.1} s",
+                    deadline.as_secs_f64()
+                )),
                 duration_ms: ms(deadline),
                 deadline_ms,
             };
@@ -156,6 +178,7 @@ fn status_of(section: &Section) -> (ProbeStatus, Option<String>) {
         Section::Driver(p) => (p.status, p.error.clone()),
         Section::Cuda(p) => (p.status, p.error.clone()),
         Section::Toolkits(p) => (p.status, p.error.clone()),
+        Section::Python(p) => (p.status, p.error.clone()),
     }
 }
 
@@ -165,6 +188,7 @@ fn store(facts: &mut Facts, section: Section) {
         Section::Driver(p) => facts.driver = p.data,
         Section::Cuda(p) => facts.cuda = p.data,
         Section::Toolkits(p) => facts.toolkits = p.data,
+        Section::Python(p) => facts.python = p.data,
     }
 }
 
@@ -219,7 +243,10 @@ mod tests {
 
     #[test]
     fn a_finished_probe_keeps_its_own_status_and_duration() {
-        let rx = start(|_| Section::Cuda(Probed::absent(Default::default(), "libcuda.so.1 not found")), ctx());
+        let rx = start(
+            |_| Section::Cuda(Probed::absent(Default::default(), "libcuda.so.1 not found")),
+            ctx(),
+        );
         let (outcome, section) = finish(rx, Duration::from_secs(5), Duration::from_secs(5));
         assert_eq!(outcome.status, ProbeStatus::Absent);
         assert_eq!(outcome.error.as_deref(), Some("libcuda.so.1 not found"));
