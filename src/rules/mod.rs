@@ -1,11 +1,289 @@
-//! Rules are data: TOML rule packs with CEL conditions, evaluated over Facts. (Being built.)
+//! Rules are data: TOML rule packs whose conditions are CEL expressions, evaluated over Facts.
+//!
+//! A rule says when something is wrong (`when`, a CEL expression over the bound variables),
+//! how bad it is, and how to tell the user: a one-line title, an explanation, evidence lines,
+//! longer docs, and fix commands for bash and PowerShell. Messages are templates filled from
+//! the same values the condition saw; values put into fix commands are quoted for the shell.
+//! docs/writing-rules.md is the guide for rule authors; docs/rules.md is generated from the
+//! built-in rules by [`render_reference`].
+//!
+//! Loading ([`RuleSet::builtin`], [`RuleSet::load_file`]) checks everything it can before a
+//! rule ever runs, and reports every problem of a file as `file:line:column: error: ...`:
+//! TOML syntax, unknown and missing keys, bad values, duplicate ids, CEL syntax, variables
+//! that the rule's scope does not bind, and fact paths that do not exist in the Facts schema.
+//! Evaluating ([`evaluate`]) never fails: a rule that errors at run time becomes a
+//! `rule-evaluation-failed` finding, and the other rules still run.
+//!
+//! CEL is side-effect free and total: a rule file can read facts and nothing else, so loading
+//! one from a repository (a pre-commit hook, say) is safe.
+
+mod diag;
+mod eval;
+mod load;
+mod paths;
+mod reference;
+mod template;
+#[cfg(test)]
+mod tests;
+
+pub use diag::{Diagnostic, LoadError};
+pub use eval::{evaluate, Finding, Fix, EVALUATION_FAILED};
+pub use reference::render_reference;
 
 use serde::Serialize;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 
+/// How bad a finding is. Ordered: `Info < Warn < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
     Warn,
     Error,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Error, Severity::Warn, Severity::Info];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// The report section a rule's findings are grouped under. The order here is report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Host,
+    Driver,
+    Gpu,
+    Cuda,
+    Toolkit,
+    Probe,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::Host,
+        Category::Driver,
+        Category::Gpu,
+        Category::Cuda,
+        Category::Toolkit,
+        Category::Probe,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Host => "host",
+            Category::Driver => "driver",
+            Category::Gpu => "gpu",
+            Category::Cuda => "cuda",
+            Category::Toolkit => "toolkit",
+            Category::Probe => "probe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What a rule is evaluated over: once for the host, or once per item of a kind, with the
+/// item bound to a variable of the scope's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Once. Variables: `host`, `driver`, `cuda`, `toolkits`, `probes`, `derived`.
+    Host,
+    /// Once per GPU NVML sees, bound as `gpu` (crate::knowledge::derive::GpuView).
+    Gpu,
+    /// Once per CUDA toolkit found, bound as `toolkit` (crate::knowledge::derive::ToolkitView).
+    Toolkit,
+    /// Once per probe that ran or was skipped, bound as `probe` ([`ProbeView`]).
+    Probe,
+    /// Once per device the CUDA driver API enumerated, bound as `cuda_device`
+    /// (crate::facts::CudaDevice).
+    CudaDevice,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [
+        Scope::Host,
+        Scope::Gpu,
+        Scope::Toolkit,
+        Scope::Probe,
+        Scope::CudaDevice,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Host => "host",
+            Scope::Gpu => "gpu",
+            Scope::Toolkit => "toolkit",
+            Scope::Probe => "probe",
+            Scope::CudaDevice => "cuda_device",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The variable the item is bound to; `None` for host scope.
+    pub fn variable(self) -> Option<&'static str> {
+        match self {
+            Scope::Host => None,
+            other => Some(other.as_str()),
+        }
+    }
+
+    /// Every variable a rule of this scope may use.
+    pub fn variables(self) -> Vec<&'static str> {
+        let mut vars = HOST_VARIABLES.to_vec();
+        vars.extend(self.variable());
+        vars
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Variables bound in every scope.
+pub const HOST_VARIABLES: [&str; 6] = ["host", "driver", "cuda", "toolkits", "probes", "derived"];
+
+/// The value bound as `probe` in rules of scope "probe": one entry of `Facts.probes`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ProbeView {
+    /// The probe's name: host, driver, cuda, toolkits.
+    pub name: String,
+    /// ok, absent, failed, timed_out, crashed or skipped.
+    pub status: String,
+    pub error: Option<String>,
+    pub duration_ms: f64,
+    pub deadline_ms: u64,
+}
+
+/// One rule, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable kebab-case id; never reused for another meaning.
+    pub id: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub scope: Scope,
+    /// The gpu-doctor (or rule pack) version that introduced the rule.
+    pub since: String,
+    /// The CEL condition, as written.
+    pub when: String,
+    /// Templates, as written (see docs/writing-rules.md).
+    pub title: String,
+    pub explain: String,
+    pub evidence: Vec<String>,
+    /// Longer Markdown: why it matters, when it fires, how to fix. Not templated.
+    pub docs: String,
+    pub fix_bash: Option<String>,
+    pub fix_powershell: Option<String>,
+    /// Why there is no fix command, for rules that have none.
+    pub fix_none: Option<String>,
+    /// The file the rule came from (`rules/core.toml` for built-in rules).
+    pub source: String,
+    /// The line of its `id` in that file.
+    pub line: usize,
+    pub(crate) compiled: Arc<load::Compiled>,
+}
+
+/// The built-in rule packs: file name and contents, embedded at compile time.
+pub const BUILTIN: &[(&str, &str)] = &[("rules/core.toml", include_str!("../../rules/core.toml"))];
+
+/// A set of loaded rules: the built-in packs plus any user files, in load order.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    env: Arc<cel::Env>,
+}
+
+impl fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet::empty()
+    }
+}
+
+impl RuleSet {
+    /// A set with no rules.
+    pub fn empty() -> RuleSet {
+        RuleSet {
+            rules: Vec::new(),
+            env: Arc::new(cel::Env::stdlib()),
+        }
+    }
+
+    /// The built-in rules ([`BUILTIN`]). An error here is a bug in gpu-doctor.
+    pub fn builtin() -> Result<RuleSet, LoadError> {
+        let mut set = RuleSet::empty();
+        for (name, text) in BUILTIN {
+            set.load_pack(name, text, false)?;
+        }
+        Ok(set)
+    }
+
+    /// Add the rules of a user's rule file. A rule whose id is already loaded is an error,
+    /// unless the rule says `override = true`, which replaces the loaded rule.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), LoadError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::file(&name, format!("cannot read the rule file: {e}")))?;
+        self.load_str(&name, &text)
+    }
+
+    /// Add user rules from text; `name` is used in messages. Same rules as [`Self::load_file`].
+    pub fn load_str(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        self.load_pack(name, text, true)
+    }
+
+    fn load_pack(&mut self, name: &str, text: &str, user: bool) -> Result<(), LoadError> {
+        let loaded = load::load(name, text, &self.env, &self.rules, user)?;
+        for rule in loaded {
+            match self.rules.iter_mut().find(|r| r.id == rule.id) {
+                Some(slot) => *slot = rule,
+                None => self.rules.push(rule),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rule with this id.
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    pub(crate) fn env(&self) -> &Arc<cel::Env> {
+        &self.env
+    }
 }

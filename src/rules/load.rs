@@ -1,0 +1,759 @@
+//! Loading a rule file: parse the TOML keeping spans, read each `[[rule]]` table by hand so
+//! that every problem is reported (not only the first, as serde would), then check what
+//! TOML cannot: values from fixed lists, CEL syntax, variables per scope, fact paths,
+//! templates, and duplicate ids.
+
+use super::diag::{did_you_mean, Diagnostic, LoadError, SourceFile, StringMap};
+use super::paths::{comprehension_variables, tokenize, top_level_paths, Segment, TypeSchema};
+use super::template::Template;
+use super::{Category, ProbeView, Rule, Scope, Severity};
+use crate::facts::{CudaDevice, CudaFacts, DriverFacts, HostFacts, ProbeOutcome, ToolkitFacts};
+use crate::knowledge::derive::{Derived, GpuView, ToolkitView};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// What evaluation needs of a rule, prepared once at load time.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub program: cel::Program,
+    pub title: Template,
+    pub explain: Template,
+    pub evidence: Vec<Template>,
+    pub fix_bash: Option<Template>,
+    pub fix_powershell: Option<Template>,
+}
+
+/// The id of the finding made when a rule fails at run time; no rule may take it.
+const RESERVED_IDS: &[&str] = &[super::EVALUATION_FAILED];
+
+const RULE_KEYS: &[&str] = &[
+    "id", "category", "severity", "scope", "since", "when", "title", "explain", "evidence", "docs",
+    "fix", "override",
+];
+const REQUIRED_KEYS: &[&str] = &[
+    "id", "category", "severity", "since", "when", "title", "explain",
+];
+const FIX_KEYS: &[&str] = &["bash", "powershell", "none"];
+
+/// The JSON Schema of each variable's type, generated once.
+fn schema(variable: &str) -> Option<&'static TypeSchema> {
+    static SCHEMAS: OnceLock<BTreeMap<&'static str, TypeSchema>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        use schemars::schema_for;
+        BTreeMap::from([
+            ("host", TypeSchema::new(schema_for!(HostFacts))),
+            ("driver", TypeSchema::new(schema_for!(DriverFacts))),
+            ("cuda", TypeSchema::new(schema_for!(CudaFacts))),
+            ("toolkits", TypeSchema::new(schema_for!(ToolkitFacts))),
+            (
+                "probes",
+                TypeSchema::new(schema_for!(BTreeMap<String, ProbeOutcome>)),
+            ),
+            ("derived", TypeSchema::new(schema_for!(Derived))),
+            ("gpu", TypeSchema::new(schema_for!(GpuView))),
+            ("toolkit", TypeSchema::new(schema_for!(ToolkitView))),
+            ("probe", TypeSchema::new(schema_for!(ProbeView))),
+            ("cuda_device", TypeSchema::new(schema_for!(CudaDevice))),
+        ])
+    });
+    schemas.get(variable)
+}
+
+/// A string value and where it was written.
+struct Str {
+    value: String,
+    span: Range<usize>,
+}
+
+type Entry<'t, 'i> = (
+    &'t Spanned<std::borrow::Cow<'i, str>>,
+    &'t Spanned<DeValue<'i>>,
+);
+
+/// Load the rules of one file. `existing` are the rules already loaded (for duplicate ids);
+/// `user` files may replace an existing rule with `override = true`.
+pub(crate) fn load(
+    name: &str,
+    text: &str,
+    env: &cel::Env,
+    existing: &[Rule],
+    user: bool,
+) -> Result<Vec<Rule>, LoadError> {
+    let file = SourceFile::new(name, text);
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let diagnostics = errors
+            .iter()
+            .map(|e| file.diag(e.span().map_or(0, |s| s.start), toml_message(e.message())))
+            .collect();
+        return Err(LoadError { diagnostics });
+    }
+    let mut loader = Loader {
+        file,
+        env,
+        diags: Vec::new(),
+        user,
+        ids: Vec::new(),
+    };
+    let rules = loader.document(doc.get_ref(), existing);
+    if loader.diags.is_empty() {
+        Ok(rules)
+    } else {
+        let mut diagnostics = loader.diags;
+        diagnostics.sort_by_key(|d| (d.line, d.column));
+        Err(LoadError { diagnostics })
+    }
+}
+
+/// toml's messages end with a newline and sometimes start with "TOML parse error".
+fn toml_message(message: &str) -> String {
+    let m = message.trim();
+    format!("invalid TOML: {m}")
+}
+
+struct Loader<'a> {
+    file: SourceFile<'a>,
+    env: &'a cel::Env,
+    diags: Vec<Diagnostic>,
+    user: bool,
+    ids: Vec<IdUse>,
+}
+
+/// The keys that say what a rule is.
+struct Header {
+    id: Option<Str>,
+    category: Option<Category>,
+    severity: Option<Severity>,
+    scope: Option<Scope>,
+    since: Option<Str>,
+}
+
+/// The keys that say what a rule checks and tells; `None` parts had errors or are absent.
+struct Body {
+    when: Option<Str>,
+    program: Option<cel::Program>,
+    title: Option<Checked>,
+    explain: Option<Checked>,
+    evidence: Vec<Checked>,
+    docs: Option<Str>,
+    fix_bash: Option<Checked>,
+    fix_powershell: Option<Checked>,
+    fix_none: Option<Str>,
+}
+
+/// A template as written and as parsed.
+struct Checked {
+    text: String,
+    template: Option<Template>,
+}
+
+/// A rule's id as written, for the cross-rule checks; kept even when the rule has other
+/// errors, so that a duplicate id is reported together with them.
+struct IdUse {
+    id: String,
+    span: Range<usize>,
+    line: usize,
+    override_span: Option<Range<usize>>,
+}
+
+impl<'a> Loader<'a> {
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        let d = self.file.diag(offset, message);
+        self.diags.push(d);
+    }
+
+    fn document(&mut self, doc: &DeTable<'_>, existing: &[Rule]) -> Vec<Rule> {
+        let mut loaded = Vec::new();
+        let mut saw_rules = false;
+        for (key, value) in doc.iter() {
+            if key.get_ref() != "rule" {
+                let msg = format!(
+                    "unknown top-level key `{}`; a rule file holds only `[[rule]]` tables",
+                    key.get_ref()
+                );
+                self.error(key.span().start, msg);
+                continue;
+            }
+            saw_rules = true;
+            let tables = match value.get_ref() {
+                DeValue::Array(items) => items.iter().collect::<Vec<_>>(),
+                _ => {
+                    self.error(
+                        key.span().start,
+                        "`rule` must be an array of tables: write `[[rule]]`",
+                    );
+                    continue;
+                }
+            };
+            for t in tables {
+                match t.get_ref() {
+                    DeValue::Table(table) => loaded.extend(self.rule(t.span(), table)),
+                    _ => self.error(t.span().start, "expected a `[[rule]]` table"),
+                }
+            }
+        }
+        if !saw_rules {
+            self.error(0, "no rules: expected at least one `[[rule]]` table");
+        }
+        self.check_ids(existing);
+        loaded
+    }
+
+    /// Duplicate ids in this file, and ids already loaded (unless overridden).
+    fn check_ids(&mut self, existing: &[Rule]) {
+        let ids = std::mem::take(&mut self.ids);
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in &ids {
+            let id = l.id.as_str();
+            if let Some(line) = seen.get(id) {
+                let msg = format!(
+                    "duplicate rule id `{id}`: already used at {}:{line}",
+                    self.file.name
+                );
+                self.error(l.span.start, msg);
+                continue;
+            }
+            seen.insert(id, l.line);
+            let before = existing.iter().find(|r| r.id == id);
+            match (before, &l.override_span) {
+                (Some(r), None) => {
+                    let msg = format!(
+                        "rule id `{id}` is already defined at {}:{}; to replace that rule, add `override = true`",
+                        r.source, r.line
+                    );
+                    self.error(l.span.start, msg);
+                }
+                (None, Some(span)) => {
+                    let msg = format!("`override = true`, but no loaded rule has the id `{id}`");
+                    self.error(span.start, msg);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One `[[rule]]` table; `None` when it has errors (they are recorded).
+    fn rule(&mut self, span: Range<usize>, table: &DeTable<'_>) -> Option<Rule> {
+        let before = self.diags.len();
+        let entries: Vec<Entry> = table.iter().collect();
+        self.check_keys(&entries, span.start);
+        let head = self.header(&entries);
+        let body = self.body(&entries, head.scope);
+        let override_span = self.override_flag(&entries);
+        if let Some(id) = &head.id {
+            let (line, _) = self.file.line_col(id.span.start);
+            let (id, span) = (id.value.clone(), id.span.clone());
+            self.ids.push(IdUse {
+                id,
+                span,
+                line,
+                override_span,
+            });
+        }
+        if self.diags.len() > before {
+            return None;
+        }
+        self.assemble(head, body)
+    }
+
+    /// Unknown keys, and every missing required key (in one message).
+    fn check_keys(&mut self, entries: &[Entry], table_at: usize) {
+        for (key, _) in entries {
+            let k = key.get_ref().as_ref();
+            if !RULE_KEYS.contains(&k) {
+                let msg = format!(
+                    "unknown key `{k}` in a rule{}; expected one of: {}",
+                    did_you_mean(k, RULE_KEYS.iter().copied()),
+                    RULE_KEYS.join(", ")
+                );
+                self.error(key.span().start, msg);
+            }
+        }
+        let missing: Vec<&str> = REQUIRED_KEYS
+            .iter()
+            .copied()
+            .filter(|k| find(entries, k).is_none())
+            .collect();
+        match missing.as_slice() {
+            [] => {}
+            [one] => self.error(
+                table_at,
+                format!("missing required key `{one}` in this rule"),
+            ),
+            many => {
+                let msg = format!("missing required keys in this rule: {}", many.join(", "));
+                self.error(table_at, msg);
+            }
+        }
+    }
+
+    /// What the rule is: id, category, severity, scope, since.
+    fn header(&mut self, entries: &[Entry]) -> Header {
+        let id = self.required_string(entries, "id");
+        if let Some(id) = &id {
+            self.check_id(id);
+        }
+        let categories = Category::ALL.map(|c| c.as_str());
+        let category = self.choice(entries, "category", Category::parse, &categories);
+        let severities = Severity::ALL.map(|s| s.as_str());
+        let severity = self.choice(entries, "severity", parse_severity, &severities);
+        let scope = match find(entries, "scope") {
+            None => Some(Scope::Host),
+            Some(_) => self.choice(
+                entries,
+                "scope",
+                Scope::parse,
+                &Scope::ALL.map(|s| s.as_str()),
+            ),
+        };
+        let since = self.required_string(entries, "since");
+        if let Some(s) = since.as_ref().filter(|s| !is_version(&s.value)) {
+            let msg = format!(
+                "`since` must be a version like \"0.1.0\", found \"{}\"",
+                s.value
+            );
+            self.error(s.span.start, msg);
+        }
+        Header {
+            id,
+            category,
+            severity,
+            scope,
+            since,
+        }
+    }
+
+    /// What the rule checks and says: the condition, the templates, docs and fixes.
+    fn body(&mut self, entries: &[Entry], scope: Option<Scope>) -> Body {
+        let when = self.required_string(entries, "when");
+        let program = when.as_ref().and_then(|w| self.condition(w, scope));
+        let title = self.required_string(entries, "title");
+        if let Some(t) = title.as_ref().filter(|t| t.value.contains('\n')) {
+            self.error(
+                t.span.start,
+                "`title` must be one line; put details in `explain`",
+            );
+        }
+        let title = title.map(|t| self.checked(t, scope));
+        let explain = self
+            .required_string(entries, "explain")
+            .map(|t| self.checked(t, scope));
+        let evidence = self.string_list(entries, "evidence");
+        let evidence = evidence
+            .into_iter()
+            .map(|e| self.checked(e, scope))
+            .collect();
+        let docs = self.optional_string(entries, "docs");
+        let (bash, powershell, fix_none) = self.fix(entries);
+        let fix_bash = bash.map(|f| self.checked(f, scope));
+        let fix_powershell = powershell.map(|f| self.checked(f, scope));
+        Body {
+            when,
+            program,
+            title,
+            explain,
+            evidence,
+            docs,
+            fix_bash,
+            fix_powershell,
+            fix_none,
+        }
+    }
+
+    /// A template string and its parsed form (`None` when it has errors).
+    fn checked(&mut self, text: Str, scope: Option<Scope>) -> Checked {
+        let template = self.template(&text, scope);
+        Checked {
+            text: text.value,
+            template,
+        }
+    }
+
+    /// Put together a rule whose parts all loaded; `None` if one is missing.
+    fn assemble(&self, head: Header, body: Body) -> Option<Rule> {
+        let (title, explain) = (body.title?, body.explain?);
+        let split = |c: Option<Checked>| c.map_or((None, None), |c| (Some(c.text), c.template));
+        let (fix_bash, fix_bash_t) = split(body.fix_bash);
+        let (fix_powershell, fix_powershell_t) = split(body.fix_powershell);
+        let mut evidence = Vec::new();
+        let mut evidence_t = Vec::new();
+        for e in body.evidence {
+            evidence_t.push(e.template?);
+            evidence.push(e.text);
+        }
+        let compiled = Compiled {
+            program: body.program?,
+            title: title.template?,
+            explain: explain.template?,
+            evidence: evidence_t,
+            fix_bash: fix_bash_t,
+            fix_powershell: fix_powershell_t,
+        };
+        let id = head.id?;
+        let (line, _) = self.file.line_col(id.span.start);
+        Some(Rule {
+            id: id.value,
+            category: head.category?,
+            severity: head.severity?,
+            scope: head.scope?,
+            since: head.since?.value,
+            when: body.when?.value,
+            title: title.text,
+            explain: explain.text,
+            evidence,
+            docs: body.docs.map(|d| d.value).unwrap_or_default(),
+            fix_bash,
+            fix_powershell,
+            fix_none: body.fix_none.map(|f| f.value),
+            source: self.file.name.to_string(),
+            line,
+            compiled: Arc::new(compiled),
+        })
+    }
+
+    fn check_id(&mut self, id: &Str) {
+        if !is_kebab_case(&id.value) {
+            let msg = format!(
+                "rule id \"{}\" is not kebab-case: expected lowercase letters and digits in words joined by `-`, like \"driver-too-old\"",
+                id.value
+            );
+            self.error(id.span.start, msg);
+        } else if RESERVED_IDS.contains(&id.value.as_str()) {
+            let msg = format!(
+                "rule id \"{}\" is reserved for gpu-doctor's own findings",
+                id.value
+            );
+            self.error(id.span.start, msg);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Typed access to keys, recording what is wrong
+
+    fn optional_string(&mut self, entries: &[Entry], key: &str) -> Option<Str> {
+        let (_, value) = find(entries, key)?;
+        match value.get_ref() {
+            DeValue::String(s) => Some(Str {
+                value: s.to_string(),
+                span: value.span(),
+            }),
+            other => {
+                let msg = format!("`{key}` must be a string, found {}", other.type_str());
+                self.error(value.span().start, msg);
+                None
+            }
+        }
+    }
+
+    /// A required string; a missing key was already reported (all of them at once).
+    fn required_string(&mut self, entries: &[Entry], key: &str) -> Option<Str> {
+        self.optional_string(entries, key)
+    }
+
+    /// A string that must be one of `allowed`.
+    fn choice<T>(
+        &mut self,
+        entries: &[Entry],
+        key: &str,
+        parse: fn(&str) -> Option<T>,
+        allowed: &[&str],
+    ) -> Option<T> {
+        let s = self.required_string(entries, key)?;
+        let parsed = parse(&s.value);
+        if parsed.is_none() {
+            let msg = format!(
+                "unknown {key} \"{}\"{}; expected one of: {}",
+                s.value,
+                did_you_mean(&s.value, allowed.iter().copied()),
+                allowed.join(", ")
+            );
+            self.error(s.span.start, msg);
+        }
+        parsed
+    }
+
+    fn string_list(&mut self, entries: &[Entry], key: &str) -> Vec<Str> {
+        let Some((_, value)) = find(entries, key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let msg = format!(
+                "`{key}` must be an array of strings, found {}",
+                value.get_ref().type_str()
+            );
+            self.error(value.span().start, msg);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(Str {
+                    value: s.to_string(),
+                    span: item.span(),
+                }),
+                other => {
+                    let msg = format!(
+                        "`{key}` must be an array of strings, found {} in it",
+                        other.type_str()
+                    );
+                    self.error(item.span().start, msg);
+                }
+            }
+        }
+        out
+    }
+
+    /// The `fix` table: `bash`, `powershell`, `none`.
+    fn fix(&mut self, entries: &[Entry]) -> (Option<Str>, Option<Str>, Option<Str>) {
+        let Some((_, value)) = find(entries, "fix") else {
+            return (None, None, None);
+        };
+        let DeValue::Table(table) = value.get_ref() else {
+            let msg =
+                "`fix` must be a table: write `fix.bash = \"...\"` and `fix.powershell = \"...\"`";
+            self.error(value.span().start, msg);
+            return (None, None, None);
+        };
+        let fix_entries: Vec<Entry> = table.iter().collect();
+        for (key, _) in &fix_entries {
+            let k = key.get_ref().as_ref();
+            if !FIX_KEYS.contains(&k) {
+                let msg = format!(
+                    "unknown key `fix.{k}`{}; expected one of: fix.bash, fix.powershell, fix.none",
+                    did_you_mean(k, FIX_KEYS.iter().copied())
+                );
+                self.error(key.span().start, msg);
+            }
+        }
+        let bash = self.optional_string(&fix_entries, "bash");
+        let powershell = self.optional_string(&fix_entries, "powershell");
+        let none = self.optional_string(&fix_entries, "none");
+        if let Some(n) = &none {
+            if bash.is_some() || powershell.is_some() {
+                self.error(
+                    n.span.start,
+                    "`fix.none` says there is no fix command, but the rule has one",
+                );
+            }
+        }
+        (bash, powershell, none)
+    }
+
+    fn override_flag(&mut self, entries: &[Entry]) -> Option<Range<usize>> {
+        let (key, value) = find(entries, "override")?;
+        match value.get_ref() {
+            DeValue::Boolean(true) if self.user => Some(key.span()),
+            DeValue::Boolean(_) if !self.user => {
+                self.error(
+                    key.span().start,
+                    "`override` is for user rule files, not built-in packs",
+                );
+                None
+            }
+            DeValue::Boolean(false) => None,
+            other => {
+                let msg = format!(
+                    "`override` must be true or false, found {}",
+                    other.type_str()
+                );
+                self.error(value.span().start, msg);
+                None
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Conditions and templates
+
+    /// Compile and check a condition. `scope` is `None` when the rule's scope is invalid (then
+    /// only the syntax is checked).
+    fn condition(&mut self, when: &Str, scope: Option<Scope>) -> Option<cel::Program> {
+        let map = StringMap::new(self.file.text, when.span.start, when.span.end, &when.value);
+        let program = match self.env.compile(&when.value) {
+            Ok(p) => p,
+            Err(errors) => {
+                for e in &errors.errors {
+                    let index = cel_char_index(&when.value, e.pos);
+                    self.error(map.offset(index), format!("invalid condition: {}", e.msg));
+                }
+                return None;
+            }
+        };
+        let scope = scope?;
+        let locals = comprehension_variables(program.expression());
+        let allowed = scope.variables();
+        let tokens = tokenize(&when.value);
+        let paths = top_level_paths(&tokens, &locals);
+        let references = program.references();
+        let mut free: Vec<&str> = references
+            .variables()
+            .into_iter()
+            .filter(|v| !locals.iter().any(|l| l == v))
+            .collect();
+        free.sort_unstable();
+        let before = self.diags.len();
+        for var in free.into_iter().filter(|v| !allowed.contains(v)) {
+            let at = paths
+                .iter()
+                .find(|p| p.root == var)
+                .map_or(0, |p| p.root_span.0);
+            let msg = unknown_variable_message(var, scope);
+            self.error(map.offset(at), msg);
+        }
+        for p in paths.iter().filter(|p| allowed.contains(&p.root.as_str())) {
+            self.check_path(&map, &p.root, &p.segments, false);
+        }
+        (self.diags.len() == before).then_some(program)
+    }
+
+    /// Check one path against its variable's schema.
+    fn check_path(
+        &mut self,
+        map: &StringMap,
+        root: &str,
+        segments: &[Segment],
+        through_arrays: bool,
+    ) -> bool {
+        let Some(schema) = schema(root) else {
+            return true;
+        };
+        match schema.check(root, segments, through_arrays) {
+            Ok(()) => true,
+            Err((i, msg)) => {
+                let at = segments.get(i).map_or(0, |s| s.span.0);
+                self.error(map.offset(at), msg);
+                false
+            }
+        }
+    }
+
+    /// Parse and check a template.
+    fn template(&mut self, s: &Str, scope: Option<Scope>) -> Option<Template> {
+        let map = StringMap::new(self.file.text, s.span.start, s.span.end, &s.value);
+        let template = match Template::parse(&s.value) {
+            Ok(t) => t,
+            Err(errors) => {
+                for (at, msg) in errors {
+                    self.error(map.offset(at), msg);
+                }
+                return None;
+            }
+        };
+        let scope = scope?;
+        let allowed = scope.variables();
+        let before = self.diags.len();
+        for p in template.placeholders() {
+            if !allowed.contains(&p.root.as_str()) {
+                self.error(
+                    map.offset(p.root_span.0),
+                    unknown_variable_message(&p.root, scope),
+                );
+                continue;
+            }
+            if !self.check_path(&map, &p.root, &p.segments, true) {
+                continue;
+            }
+            let fields = schema(&p.root).and_then(|s| s.ends_on_struct(&p.segments));
+            if let Some(fields) = fields {
+                let msg = format!(
+                    "`{}` is a group of facts, not a value; name one of its fields: {}",
+                    p.dotted(),
+                    fields.join(", ")
+                );
+                self.error(map.offset(p.root_span.0), msg);
+            }
+        }
+        (self.diags.len() == before).then_some(template)
+    }
+}
+
+fn find<'t, 'i>(entries: &[Entry<'t, 'i>], key: &str) -> Option<Entry<'t, 'i>> {
+    entries
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .copied()
+}
+
+fn parse_severity(s: &str) -> Option<Severity> {
+    Severity::ALL.into_iter().find(|v| v.as_str() == s)
+}
+
+fn unknown_variable_message(var: &str, scope: Scope) -> String {
+    let allowed = scope.variables();
+    let elsewhere = Scope::ALL.into_iter().find(|s| s.variable() == Some(var));
+    let hint = match elsewhere {
+        Some(s) => format!(
+            "; `{var}` is bound only in rules with scope = \"{}\"",
+            s.as_str()
+        ),
+        None => did_you_mean(var, allowed.iter().copied()),
+    };
+    format!(
+        "unknown variable `{var}` for scope \"{}\"{hint}; the variables are: {}",
+        scope.as_str(),
+        allowed.join(", ")
+    )
+}
+
+/// CEL reports 1-based line and column (in characters); turn that into a character index.
+fn cel_char_index(src: &str, (line, column): (isize, isize)) -> usize {
+    let line = usize::try_from(line).unwrap_or(1).max(1);
+    let column = usize::try_from(column).unwrap_or(1).max(1);
+    let mut index = 0;
+    for (n, text) in src.split('\n').enumerate() {
+        let len = text.chars().count();
+        if n + 1 == line {
+            return index + (column - 1).min(len);
+        }
+        index += len + 1;
+    }
+    src.chars().count()
+}
+
+/// `a-b-c`: lowercase ASCII letters and digits, words joined by single dashes, a letter first.
+fn is_kebab_case(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.split('-').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// `1.2.3`, optionally with a pre-release suffix (`0.2.0-dev`).
+fn is_version(v: &str) -> bool {
+    let core = v.split_once('-').map_or(v, |(core, _)| core);
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_versions() {
+        assert!(is_kebab_case("no-nvidia-driver"));
+        assert!(is_kebab_case("cuda-init-804"));
+        assert!(!is_kebab_case("No-driver"));
+        assert!(!is_kebab_case("no_driver"));
+        assert!(!is_kebab_case("no--driver"));
+        assert!(!is_kebab_case("-x"));
+        assert!(!is_kebab_case("9x"));
+        assert!(is_version("0.1.0") && is_version("1.20.3-dev"));
+        assert!(!is_version("0.1") && !is_version("v0.1.0"));
+    }
+
+    #[test]
+    fn cel_positions_become_character_indices() {
+        assert_eq!(cel_char_index("1 +", (1, 4)), 3);
+        assert_eq!(cel_char_index("a &&\n  b >", (2, 6)), 10);
+        assert_eq!(cel_char_index("é +", (1, 3)), 2);
+    }
+}

@@ -1,0 +1,89 @@
+//! The rule reference (docs/rules.md), generated from the rules themselves so that it cannot
+//! disagree with them. A test fails when the committed file is stale.
+
+use super::{Category, Rule, RuleSet};
+use std::fmt::Write;
+
+/// Markdown for every rule of `rules`: an index, then one section per rule, grouped by
+/// category in report order.
+pub fn render_reference(rules: &RuleSet) -> String {
+    let mut out = String::new();
+    out.push_str("# Rule reference\n\n");
+    out.push_str(
+        "<!-- Generated from rules/*.toml by `UPDATE_DOCS=1 cargo test --lib rules::`. Do not edit by hand. -->\n\n",
+    );
+    out.push_str(
+        "Every check gpu-doctor makes is a rule: a TOML table with a CEL condition over the \
+         machine's facts. `gpu-doctor explain <id>` prints one of these sections; \
+         [writing-rules.md](writing-rules.md) explains how to write your own. In titles and \
+         fixes, `{path}` stands for a value read from the facts of the machine being checked; \
+         in a fix it is quoted for the shell.\n\n",
+    );
+    out.push_str("| id | severity | category | scope | title |\n|---|---|---|---|---|\n");
+    let ordered = ordered(rules);
+    for r in &ordered {
+        let title = r.title.replace('|', "\\|");
+        let _ = writeln!(
+            out,
+            "| [`{}`](#{}) | {} | {} | {} | {} |",
+            r.id,
+            r.id,
+            r.severity.as_str(),
+            r.category,
+            r.scope,
+            title
+        );
+    }
+    for category in Category::ALL {
+        let in_category: Vec<&&Rule> = ordered.iter().filter(|r| r.category == category).collect();
+        if in_category.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "\n## Category `{category}`\n");
+        for rule in in_category {
+            section(&mut out, rule);
+        }
+    }
+    out
+}
+
+/// Rules by category (report order), then id.
+fn ordered(rules: &RuleSet) -> Vec<&Rule> {
+    let mut list: Vec<&Rule> = rules.rules().iter().collect();
+    list.sort_by(|a, b| a.category.cmp(&b.category).then_with(|| a.id.cmp(&b.id)));
+    list
+}
+
+fn section(out: &mut String, r: &Rule) {
+    let _ = write!(
+        out,
+        "\n### {}\n\n**{}** · category `{}` · scope `{}` · since {} · defined in `{}`\n\n",
+        r.id,
+        r.severity.as_str(),
+        r.category,
+        r.scope,
+        r.since,
+        r.source
+    );
+    let _ = write!(out, "**Title:** {}\n\n", r.title);
+    let _ = write!(out, "**Fires when:**\n\n```cel\n{}\n```\n\n", r.when.trim());
+    let docs = r.docs.trim();
+    if docs.is_empty() {
+        let _ = writeln!(out, "{}", r.explain.trim());
+    } else {
+        let _ = writeln!(out, "{docs}");
+    }
+    if let Some(fix) = &r.fix_bash {
+        let _ = write!(out, "\n**Fix (bash):**\n\n```bash\n{}\n```\n", fix.trim());
+    }
+    if let Some(fix) = &r.fix_powershell {
+        let _ = write!(
+            out,
+            "\n**Fix (PowerShell):**\n\n```powershell\n{}\n```\n",
+            fix.trim()
+        );
+    }
+    if let Some(reason) = &r.fix_none {
+        let _ = write!(out, "\n**No fix command:** {}\n", reason.trim());
+    }
+}

@@ -1,0 +1,1144 @@
+//! Tests of the rule engine as a whole: load errors with exact positions, run-time failures,
+//! every built-in rule on hand-built facts (each must fire on its case and stay quiet on a
+//! healthy machine), and the generated reference.
+
+use super::eval::{evaluate_with, Inputs};
+use super::*;
+use crate::facts::{
+    CudaDevice, Ecc, Facts, Gpu, GpuMemory, GpuProcess, KernelCheck, PciGpu, ProbeOutcome,
+    ProbeStatus, Toolkit,
+};
+use crate::knowledge::derive::{Derived, GpuView, ToolkitView, Visibility};
+
+// ---------------------------------------------------------------------------------------------
+// Load errors
+
+fn load_err(text: &str) -> String {
+    let mut set = RuleSet::empty();
+    match set.load_str("rules/test.toml", text) {
+        Ok(()) => panic!("expected a load error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A valid rule with `extra` lines appended; `when` replaced when given.
+fn rule_with(when: &str, extra: &str) -> String {
+    format!(
+        "[[rule]]\nid = \"test-rule\"\ncategory = \"host\"\nseverity = \"warn\"\nsince = \"0.1.0\"\nwhen = {when}\ntitle = \"t\"\nexplain = \"e\"\n{extra}"
+    )
+}
+
+#[test]
+fn a_valid_user_rule_loads() {
+    let mut set = RuleSet::empty();
+    set.load_str("mine.toml", &rule_with("\"host.os == 'linux'\"", ""))
+        .unwrap();
+    let rule = set.get("test-rule").unwrap();
+    assert_eq!(
+        (rule.scope, rule.severity, rule.category),
+        (Scope::Host, Severity::Warn, Category::Host)
+    );
+    assert_eq!((rule.source.as_str(), rule.line), ("mine.toml", 2));
+}
+
+#[test]
+fn toml_syntax_errors_point_at_the_line() {
+    let err = load_err("[[rule]]\nid = \"unterminated\nwhen = 1\n");
+    assert!(err.starts_with("rules/test.toml:2:"), "{err}");
+    assert!(err.contains("error: invalid TOML"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_named_with_a_suggestion() {
+    let err = load_err(&rule_with("\"true\"", "severty = \"x\"\n"));
+    assert!(
+        err.starts_with(
+            "rules/test.toml:9:1: error: unknown key `severty` in a rule; did you mean `severity`?"
+        ),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"true\"", "fix.bsh = \"x\"\n"));
+    assert!(
+        err.starts_with("rules/test.toml:9:5: error: unknown key `fix.bsh`; did you mean `bash`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_list_the_allowed_ones() {
+    let text = rule_with("\"true\"", "").replace("severity = \"warn\"", "severity = \"fatal\"");
+    let err = load_err(&text);
+    assert!(
+        err.starts_with("rules/test.toml:4:12: error: unknown severity \"fatal\"; expected one of: error, warn, info"),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"true\"", "scope = \"gpus\"\n"));
+    assert!(
+        err.contains("rules/test.toml:9:9: error: unknown scope \"gpus\"; did you mean `gpu`?"),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"true\"", "").replace("\"host\"", "\"network\""));
+    assert!(err.contains("unknown category \"network\""), "{err}");
+    assert!(
+        err.contains("expected one of: host, driver, gpu, cuda, toolkit, probe"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_keys_and_bad_ids_are_reported() {
+    let err = load_err("[[rule]]\nid = \"Bad_Id\"\n");
+    assert!(
+        err.contains("rules/test.toml:2:6: error: rule id \"Bad_Id\" is not kebab-case"),
+        "{err}"
+    );
+    let expected = "rules/test.toml:1:1: error: missing required keys in this rule: \
+                    category, severity, since, when, title, explain";
+    assert!(err.contains(expected), "{err}");
+}
+
+#[test]
+fn cel_syntax_errors_point_inside_the_expression() {
+    // `when = "host.os == && true"`: the `&&` is at column 20 of line 6.
+    let err = load_err(&rule_with("\"host.os == && true\"", ""));
+    assert!(
+        err.starts_with("rules/test.toml:6:20: error: invalid condition: Syntax error"),
+        "{err}"
+    );
+    // In a multi-line literal string, the second line of the expression.
+    let err = load_err(&rule_with(
+        "'''\nhost.os == 'linux' &&\n  driver.gpu_count >'''",
+        "",
+    ));
+    assert!(
+        err.starts_with("rules/test.toml:8:21: error: invalid condition"),
+        "{err}"
+    );
+    // Escapes in a basic string shift the columns; the mapping follows them.
+    let err = load_err(&rule_with("\"host.os == \\\"x\\\" && && 1\"", ""));
+    assert!(
+        err.starts_with("rules/test.toml:6:29: error: invalid condition"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_fact_paths_are_load_errors_with_a_suggestion() {
+    let err = load_err(&rule_with("\"driver.gpu_cout > 0\"", ""));
+    assert!(
+        err.starts_with("rules/test.toml:6:16: error: unknown fact `driver.gpu_cout`; did you mean `gpu_count`?"),
+        "{err}"
+    );
+    let err = load_err(&rule_with(
+        "\"driver.gpus.exists(g, g.name == 'x') && host.env.cuda_visble_devices == ''\"",
+        "",
+    ));
+    assert!(
+        err.contains(
+            "unknown fact `host.env.cuda_visble_devices`; did you mean `cuda_visible_devices`?"
+        ),
+        "{err}"
+    );
+    assert!(err.starts_with("rules/test.toml:6:58:"), "{err}");
+    // In templates too, through arrays.
+    let text = rule_with("\"true\"", "").replace(
+        "title = \"t\"",
+        "title = \"pids {driver.gpus.processes.pidd}\"",
+    );
+    let err = load_err(&text);
+    assert!(
+        err.starts_with("rules/test.toml:7:38: error: unknown fact `driver.gpus.processes.pidd`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn variables_must_be_bound_in_the_rules_scope() {
+    let err = load_err(&rule_with("\"gpu.index == 0\"", ""));
+    assert!(
+        err.starts_with("rules/test.toml:6:9: error: unknown variable `gpu` for scope \"host\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("bound only in rules with scope = \"gpu\""),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"hots.os == 'linux'\"", ""));
+    assert!(err.contains("unknown variable `hots`"), "{err}");
+    assert!(err.contains("did you mean `host`?"), "{err}");
+    // Comprehension variables are not roots.
+    let mut set = RuleSet::empty();
+    set.load_str(
+        "x.toml",
+        &rule_with("\"driver.gpus.exists(d, d.index == 0)\"", ""),
+    )
+    .unwrap();
+}
+
+#[test]
+fn templates_are_checked() {
+    let text = rule_with(
+        "\"true\"",
+        "evidence = [\"a {driver.dev_nodes}\", \"b {oops\"]\n",
+    );
+    let err = load_err(&text);
+    assert!(
+        err.contains("rules/test.toml:9:17: error: `driver.dev_nodes` is a group of facts"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rules/test.toml:9:40: error: `{` is never closed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_in_order() {
+    let text = format!(
+        "{}\n{}",
+        rule_with("\"driver.gpu_cout > 0\"", ""),
+        rule_with("\"host.os == \"", "")
+    );
+    let err = load_err(&text);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("rules/test.toml:"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("rules/test.toml:6:16:"), "{err}");
+    assert!(
+        lines[1].starts_with("rules/test.toml:11:6: error: duplicate rule id `test-rule`"),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("rules/test.toml:15:20: error: invalid condition"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("duplicate rule id `test-rule`: already used at rules/test.toml:2"),
+        "{err}"
+    );
+    assert!(err.ends_with("3 errors"), "{err}");
+}
+
+#[test]
+fn user_rules_replace_builtin_ones_only_when_they_say_so() {
+    let mut set = RuleSet::builtin().unwrap();
+    let replacing = rule_with("\"false\"", "").replace("test-rule", "gpu-throttled");
+    let err = set
+        .load_str("mine.toml", &replacing)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rule id `gpu-throttled` is already defined at rules/core.toml:"),
+        "{err}"
+    );
+    assert!(err.contains("add `override = true`"), "{err}");
+    let count = set.rules().len();
+    set.load_str("mine.toml", &format!("{replacing}override = true\n"))
+        .unwrap();
+    assert_eq!(set.rules().len(), count);
+    assert_eq!(set.get("gpu-throttled").unwrap().source, "mine.toml");
+    let err = set
+        .load_str(
+            "mine.toml",
+            &rule_with("\"false\"", "override = true\n").replace("test-rule", "no-such-rule"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`override = true`, but no loaded rule has the id `no-such-rule`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_load_errors() {
+    let mut set = RuleSet::empty();
+    let err = set
+        .load_file(std::path::Path::new("/nonexistent/rules.toml"))
+        .unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/rules.toml:1:1: error: cannot read the rule file"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts for the built-in rules
+
+fn probe(status: ProbeStatus) -> ProbeOutcome {
+    ProbeOutcome {
+        status,
+        error: None,
+        duration_ms: 3.0,
+        deadline_ms: 10_000,
+    }
+}
+
+fn h100(index: u32) -> Gpu {
+    Gpu {
+        index,
+        name: "NVIDIA H100 80GB HBM3".into(),
+        uuid: format!("GPU-0000000{index}-aaaa-bbbb-cccc-dddddddddddd"),
+        pci_bus_id: format!("0000:0{index}:00.0"),
+        compute_capability: "9.0".into(),
+        cc_major: 9,
+        architecture: "Hopper".into(),
+        memory: GpuMemory {
+            total_mib: 81559,
+            used_mib: 1024,
+            free_mib: 80535,
+            used_percent: 1.3,
+        },
+        persistence_mode: Some(true),
+        compute_mode: Some("default".into()),
+        mig_enabled: Some(false),
+        ecc: Ecc {
+            enabled: Some(true),
+            volatile_uncorrected: Some(0),
+            aggregate_uncorrected: Some(0),
+            retired_pages_double_bit: Some(0),
+            retired_pages_single_bit: Some(0),
+            retired_pages_pending: Some(false),
+            remapped_rows_uncorrectable: Some(0),
+            remapping_pending: Some(false),
+            remapping_failed: Some(false),
+        },
+        throttle_reasons: vec!["gpu_idle".into()],
+        temperature_c: Some(33),
+        ..Gpu::default()
+    }
+}
+
+/// A Linux machine with one H100, driver 580 and CUDA 13.0, where nothing is wrong.
+fn healthy() -> Facts {
+    let mut f = Facts::empty("full");
+    for name in ["host", "driver", "cuda", "toolkits"] {
+        f.probes.insert(name.into(), probe(ProbeStatus::Ok));
+    }
+    f.host.os = "linux".into();
+    f.host.arch = "x86_64".into();
+    f.host.pci_gpus = vec![PciGpu {
+        bus_id: "0000:00:06.0".into(),
+        device_id: "0x2330".into(),
+        kernel_driver: Some("nvidia".into()),
+    }];
+    let d = &mut f.driver;
+    d.library_found = true;
+    d.library = "libnvidia-ml.so.1".into();
+    d.library_path = Some("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1".into());
+    d.version = Some("580.95.05".into());
+    d.cuda_version = Some("13.0".into());
+    d.kernel_module.loaded = true;
+    d.kernel_module.version = Some("580.95.05".into());
+    d.dev_nodes.nvidiactl = true;
+    d.dev_nodes.nvidia_uvm = true;
+    d.dev_nodes.nvidia_uvm_tools = true;
+    d.dev_nodes.gpus = vec![0];
+    d.gpu_count = 1;
+    d.gpus = vec![h100(0)];
+    let c = &mut f.cuda;
+    c.library_found = true;
+    c.init_result = Some("CUDA_SUCCESS".into());
+    c.init_message = Some("no error".into());
+    c.driver_api_version = Some("13.0".into());
+    c.device_count = 1;
+    c.nvrtc.library_found = true;
+    c.devices = vec![CudaDevice {
+        ordinal: 0,
+        name: "NVIDIA H100 80GB HBM3".into(),
+        compute_capability: "9.0".into(),
+        total_mib: 81559,
+        context_ok: true,
+        kernel: Some(KernelCheck {
+            compiled: true,
+            launched: true,
+            verified: true,
+            ..KernelCheck::default()
+        }),
+        ..CudaDevice::default()
+    }];
+    f.toolkits.installs = vec![Toolkit {
+        root: "/usr/local/cuda-13.0".into(),
+        version: Some("13.0.2".into()),
+        version_short: Some("13.0".into()),
+        major: Some(13),
+        found_by: vec!["path".into()],
+        ..Toolkit::default()
+    }];
+    f.toolkits.path_root = Some("/usr/local/cuda-13.0".into());
+    f.toolkits.path_nvcc = Some("/usr/local/cuda-13.0/bin/nvcc".into());
+    f.toolkits.path_version = Some("13.0".into());
+    f
+}
+
+/// Derived values and views as the knowledge module would compute them for a healthy machine,
+/// built by hand so that these tests check the rules, not the knowledge tables.
+fn inputs_for(facts: &Facts) -> Inputs {
+    let n = facts.driver.gpus.len() as u32;
+    let derived = Derived {
+        driver_version: facts.driver.version.clone(),
+        driver_branch: Some(580),
+        driver_max_cuda: Some("13.0".into()),
+        driver_max_cuda_source: Some("nvml".into()),
+        visibility: Visibility {
+            physical_gpus: n,
+            cuda_visible_gpus: n,
+            ..Visibility::default()
+        },
+        toolkit_versions: vec!["13.0".into()],
+    };
+    let gpus = facts
+        .driver
+        .gpus
+        .iter()
+        .map(|g| GpuView {
+            gpu: g.clone(),
+            cuda_visible: true,
+            cuda_ordinal: Some(g.index),
+            ..GpuView::default()
+        })
+        .collect();
+    let toolkits = facts
+        .toolkits
+        .installs
+        .iter()
+        .map(|t| ToolkitView {
+            toolkit: t.clone(),
+            min_driver_for_major: Some("580.65.06".into()),
+            toolkit_driver: Some("580.95.05".into()),
+            driver_runs_programs: Some(true),
+            driver_meets_toolkit: Some(true),
+            selected_by: vec!["path".into()],
+        })
+        .collect();
+    Inputs {
+        derived,
+        gpus,
+        toolkits,
+    }
+}
+
+fn builtin() -> RuleSet {
+    RuleSet::builtin().unwrap_or_else(|e| panic!("built-in rules do not load:\n{e}"))
+}
+
+fn run(facts: &Facts, inputs: &Inputs) -> Vec<Finding> {
+    evaluate_with(&builtin(), facts, inputs)
+}
+
+type FactsEdit = fn(&mut Facts);
+type InputsEdit = fn(&mut Inputs);
+
+fn no_input_change(_: &mut Inputs) {}
+
+/// One case per built-in rule: how to break the healthy machine so that it fires.
+fn cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
+    fn cuda_init(f: &mut Facts, result: &str) {
+        f.cuda.init_result = Some(result.into());
+        f.cuda.init_message = Some("message".into());
+        f.cuda.devices.clear();
+        f.probes.insert("cuda".into(), probe(ProbeStatus::Failed));
+    }
+    fn no_library(f: &mut Facts) {
+        f.driver = crate::facts::DriverFacts {
+            library: "libnvidia-ml.so.1".into(),
+            library_search: vec!["/usr/lib/x86_64-linux-gnu".into(), "/usr/lib64".into()],
+            ..Default::default()
+        };
+        f.probes.insert("driver".into(), probe(ProbeStatus::Absent));
+    }
+    vec![
+        (
+            "macos-has-no-cuda",
+            |f| f.host.os = "macos".into(),
+            no_input_change,
+        ),
+        (
+            "nvidia-visible-devices-none",
+            |f| {
+                f.host.container = true;
+                f.host.env.nvidia_visible_devices = Some("none".into());
+            },
+            |i| i.derived.visibility.nvidia_hides_all = true,
+        ),
+        ("nvidia-gpu-without-driver", no_library, no_input_change),
+        (
+            "container-without-nvidia-driver",
+            |f| {
+                no_library(f);
+                f.host.container = true;
+            },
+            no_input_change,
+        ),
+        (
+            "wsl2-without-nvidia-driver",
+            |f| {
+                no_library(f);
+                f.host.wsl2 = true;
+                f.host.pci_gpus.clear();
+            },
+            no_input_change,
+        ),
+        (
+            "no-nvidia-driver",
+            |f| {
+                no_library(f);
+                f.host.pci_gpus.clear();
+            },
+            no_input_change,
+        ),
+        (
+            "nvml-driver-not-loaded",
+            |f| {
+                f.driver.init_error = Some("DriverNotLoaded".into());
+                f.driver.kernel_module.loaded = false;
+                f.probes.insert("driver".into(), probe(ProbeStatus::Failed));
+            },
+            no_input_change,
+        ),
+        (
+            "driver-library-mismatch",
+            |f| {
+                f.driver.version_mismatch = true;
+                f.driver.init_error = Some("LibRmVersionMismatch".into());
+                f.probes.insert("driver".into(), probe(ProbeStatus::Failed));
+            },
+            no_input_change,
+        ),
+        (
+            "nvidia-uvm-missing",
+            |f| f.driver.dev_nodes.nvidia_uvm = false,
+            no_input_change,
+        ),
+        (
+            "dev-nodes-not-accessible",
+            |f| {
+                f.driver.dev_nodes.not_accessible =
+                    vec!["/dev/nvidia0".into(), "/dev/nvidia-uvm".into()]
+            },
+            no_input_change,
+        ),
+        (
+            "compute-mode-prohibited",
+            |f| f.driver.gpus[0].compute_mode = Some("prohibited".into()),
+            no_input_change,
+        ),
+        (
+            "compute-mode-exclusive-busy",
+            |f| {
+                let g = &mut f.driver.gpus[0];
+                g.compute_mode = Some("exclusive_process".into());
+                g.processes = vec![GpuProcess {
+                    pid: 4242,
+                    name: Some("python".into()),
+                    used_mib: Some(900),
+                    kind: "compute".into(),
+                }];
+            },
+            no_input_change,
+        ),
+        (
+            "ecc-errors",
+            |f| f.driver.gpus[0].ecc.volatile_uncorrected = Some(2),
+            no_input_change,
+        ),
+        (
+            "gpu-memory-almost-full",
+            |f| {
+                let g = &mut f.driver.gpus[0];
+                g.memory = GpuMemory {
+                    total_mib: 81559,
+                    used_mib: 79000,
+                    free_mib: 2559,
+                    used_percent: 96.86,
+                };
+                g.processes = vec![
+                    GpuProcess {
+                        pid: 11,
+                        name: Some("python".into()),
+                        used_mib: Some(40000),
+                        kind: "compute".into(),
+                    },
+                    GpuProcess {
+                        pid: 12,
+                        name: None,
+                        used_mib: Some(39000),
+                        kind: "compute".into(),
+                    },
+                ];
+            },
+            no_input_change,
+        ),
+        (
+            "gpu-throttled",
+            |f| f.driver.gpus[0].throttle_reasons = vec!["hw_thermal_slowdown".into()],
+            no_input_change,
+        ),
+        (
+            "persistence-mode-off",
+            |f| f.driver.gpus[0].persistence_mode = Some(false),
+            no_input_change,
+        ),
+        (
+            "cuda-visible-devices-hides-all",
+            |f| f.host.env.cuda_visible_devices = Some(String::new()),
+            |i| {
+                i.derived.visibility.cuda_hides_all = true;
+                i.derived.visibility.cuda_visible_gpus = 0;
+            },
+        ),
+        (
+            "cuda-visible-devices-hides-some",
+            |f| {
+                f.driver.gpus.push(h100(1));
+                f.host.env.cuda_visible_devices = Some("0".into());
+            },
+            |i| {
+                i.derived.visibility.cuda_hides_some = true;
+                i.derived.visibility.cuda_hidden_indices = vec![1];
+                i.derived.visibility.cuda_visible_gpus = 1;
+            },
+        ),
+        (
+            "cuda-visible-devices-invalid-entry",
+            |f| f.host.env.cuda_visible_devices = Some("0,7,1".into()),
+            |i| {
+                i.derived.visibility.cuda_invalid_entries = vec!["7".into()];
+                i.derived.visibility.cuda_ignored_entries = vec!["1".into()];
+            },
+        ),
+        (
+            "cuda-init-no-device",
+            |f| cuda_init(f, "CUDA_ERROR_NO_DEVICE"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-insufficient-driver",
+            |f| cuda_init(f, "CUDA_ERROR_INSUFFICIENT_DRIVER"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-stub-library",
+            |f| cuda_init(f, "CUDA_ERROR_STUB_LIBRARY"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-system-driver-mismatch",
+            |f| cuda_init(f, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-compat-not-supported",
+            |f| cuda_init(f, "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-unknown",
+            |f| cuda_init(f, "CUDA_ERROR_UNKNOWN"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-operating-system",
+            |f| cuda_init(f, "CUDA_ERROR_OPERATING_SYSTEM"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-devices-unavailable",
+            |f| cuda_init(f, "CUDA_ERROR_DEVICES_UNAVAILABLE"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-invalid-device",
+            |f| cuda_init(f, "CUDA_ERROR_INVALID_DEVICE"),
+            no_input_change,
+        ),
+        (
+            "cuda-init-failed",
+            |f| cuda_init(f, "CUDA_ERROR_ILLEGAL_STATE"),
+            no_input_change,
+        ),
+        (
+            "cuda-context-failed",
+            |f| {
+                let d = &mut f.cuda.devices[0];
+                d.context_ok = false;
+                d.context_error = Some("CUDA_ERROR_OUT_OF_MEMORY".into());
+                // The kernel check fails too without a context: only the cause is reported.
+                d.kernel = Some(KernelCheck {
+                    error: Some("no context".into()),
+                    ..KernelCheck::default()
+                });
+            },
+            no_input_change,
+        ),
+        (
+            "cuda-kernel-failed",
+            |f| {
+                let k = f.cuda.devices[0].kernel.as_mut().unwrap();
+                k.verified = false;
+                k.error = Some("element 17: expected 34, got 0".into());
+            },
+            no_input_change,
+        ),
+        (
+            "cuda-kernel-check-skipped",
+            |f| {
+                f.cuda.nvrtc.library_found = false;
+                let k = f.cuda.devices[0].kernel.as_mut().unwrap();
+                *k = KernelCheck {
+                    error: Some("libnvrtc not found".into()),
+                    ..KernelCheck::default()
+                };
+            },
+            no_input_change,
+        ),
+        (
+            "driver-too-old-for-toolkit",
+            |f| f.driver.version = Some("535.104.05".into()),
+            |i| {
+                i.derived.driver_version = Some("535.104.05".into());
+                i.derived.driver_max_cuda = Some("12.2".into());
+                i.toolkits[0].driver_runs_programs = Some(false);
+                i.toolkits[0].driver_meets_toolkit = Some(false);
+            },
+        ),
+        (
+            "toolkit-driver-older-than-toolkit-release",
+            |_| {},
+            |i| i.toolkits[0].driver_meets_toolkit = Some(false),
+        ),
+        (
+            "toolkit-selectors-disagree",
+            |f| {
+                f.toolkits.selectors_disagree = true;
+                f.host.env.cuda_home = Some("/usr/local/cuda-12.4".into());
+                f.toolkits.cuda_home_version = Some("12.4".into());
+                f.toolkits.path_root = Some("/opt/cuda 13.0".into());
+            },
+            no_input_change,
+        ),
+        (
+            "probe-crashed",
+            |f| {
+                let mut o = probe(ProbeStatus::Crashed);
+                o.error = Some("index out of bounds".into());
+                f.probes.insert("toolkits".into(), o);
+            },
+            no_input_change,
+        ),
+        (
+            "probe-timed-out",
+            |f| {
+                f.probes.insert("cuda".into(), probe(ProbeStatus::TimedOut));
+            },
+            no_input_change,
+        ),
+        (
+            "probe-failed",
+            |f| {
+                let mut o = probe(ProbeStatus::Failed);
+                o.error = Some("NVML could not start (NoPermission)".into());
+                f.driver.init_error = Some("NoPermission".into());
+                f.probes.insert("driver".into(), o);
+            },
+            no_input_change,
+        ),
+    ]
+}
+
+/// Run one case: the findings of the broken machine.
+fn case(id: &str) -> Vec<Finding> {
+    let (_, edit_facts, edit_inputs) = cases()
+        .into_iter()
+        .find(|(i, _, _)| *i == id)
+        .unwrap_or_else(|| panic!("no case for {id}"));
+    let mut facts = healthy();
+    edit_facts(&mut facts);
+    let mut inputs = inputs_for(&facts);
+    edit_inputs(&mut inputs);
+    run(&facts, &inputs)
+}
+
+fn only<'f>(findings: &'f [Finding], id: &str) -> &'f Finding {
+    let hits: Vec<&Finding> = findings.iter().filter(|f| f.rule == id).collect();
+    assert_eq!(hits.len(), 1, "{id} should fire once: {findings:#?}");
+    hits[0]
+}
+
+#[test]
+fn a_healthy_machine_has_no_findings() {
+    let facts = healthy();
+    let findings = run(&facts, &inputs_for(&facts));
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn every_builtin_rule_fires_alone_on_its_case() {
+    let ids: Vec<&str> = cases().iter().map(|(id, _, _)| *id).collect();
+    for rule in builtin().rules() {
+        assert!(
+            ids.contains(&rule.id.as_str()),
+            "built-in rule {} has no test case in cases()",
+            rule.id
+        );
+    }
+    for id in ids {
+        // Each case breaks one thing, so exactly its rule fires: no consequence reported next
+        // to its cause, no overlapping rules, and no evaluation failures.
+        let findings = case(id);
+        only(&findings, id);
+        let others: Vec<&str> = findings
+            .iter()
+            .map(|f| f.rule.as_str())
+            .filter(|r| *r != id)
+            .collect();
+        assert!(others.is_empty(), "{id} also fired {others:?}");
+    }
+}
+
+#[test]
+fn linux_only_rules_stay_quiet_on_windows() {
+    let mut facts = healthy();
+    facts.host.os = "windows".into();
+    facts.host.pci_gpus.clear();
+    // Windows has no /proc/driver/nvidia and no /dev/nvidia* nodes.
+    facts.driver.kernel_module = Default::default();
+    facts.driver.dev_nodes = Default::default();
+    facts.driver.gpus[0].persistence_mode = Some(false);
+    let findings = run(&facts, &inputs_for(&facts));
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn the_quick_profile_sees_an_unloaded_kernel_module_in_files() {
+    // Quick: NVML is found but not loaded, cuda is skipped; /proc/driver/nvidia is missing.
+    let mut facts = healthy();
+    facts.profile = "quick".into();
+    facts.driver.version = None;
+    facts.driver.gpus.clear();
+    facts.driver.gpu_count = 0;
+    facts.driver.kernel_module = Default::default();
+    facts.driver.dev_nodes = Default::default();
+    facts.cuda = Default::default();
+    facts
+        .probes
+        .insert("cuda".into(), probe(ProbeStatus::Skipped));
+    let findings = run(&facts, &inputs_for(&facts));
+    let ids: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(ids, vec!["nvml-driver-not-loaded"], "{findings:#?}");
+    // The same with the module loaded: nothing to say.
+    facts.driver.kernel_module.loaded = true;
+    facts.driver.dev_nodes.nvidia_uvm = true;
+    assert!(run(&facts, &inputs_for(&facts)).is_empty());
+}
+
+#[test]
+fn root_causes_are_reported_once_not_with_their_consequences() {
+    // A driver/library mismatch also fails the driver probe: only the mismatch is reported.
+    let findings = case("driver-library-mismatch");
+    assert_eq!(
+        findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+        vec!["driver-library-mismatch"]
+    );
+    // A failed cuInit fails the cuda probe: only the CUDA rule is reported.
+    let findings = case("cuda-init-stub-library");
+    assert_eq!(
+        findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+        vec!["cuda-init-stub-library"]
+    );
+    // Without /dev/nvidia-uvm, cuInit's 999 is explained by the missing node.
+    let mut facts = healthy();
+    facts.driver.dev_nodes.nvidia_uvm = false;
+    facts.cuda.init_result = Some("CUDA_ERROR_UNKNOWN".into());
+    let findings = run(&facts, &inputs_for(&facts));
+    assert_eq!(
+        findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+        vec!["nvidia-uvm-missing"]
+    );
+}
+
+#[test]
+fn no_driver_names_the_library_and_where_it_looked() {
+    let findings = case("no-nvidia-driver");
+    let f = only(&findings, "no-nvidia-driver");
+    assert_eq!(f.title, "no NVIDIA driver: libnvidia-ml.so.1 not found");
+    assert_eq!(
+        f.evidence[0],
+        "searched for libnvidia-ml.so.1 in: /usr/lib/x86_64-linux-gnu, /usr/lib64"
+    );
+    assert_eq!(
+        (f.severity, f.category.as_str(), f.subject.as_deref()),
+        (Severity::Error, "driver", None)
+    );
+    let fix = f.fix.as_ref().unwrap();
+    assert!(fix.bash.as_deref().unwrap().contains("ubuntu-drivers"));
+    assert!(fix
+        .powershell
+        .as_deref()
+        .unwrap()
+        .starts_with("Start-Process"));
+    // With a GPU on the bus, the other rule says so, and shows the GPU.
+    let findings = case("nvidia-gpu-without-driver");
+    let f = only(&findings, "nvidia-gpu-without-driver");
+    assert!(f.evidence[0].contains("0000:00:06.0"), "{f:#?}");
+    assert!(!findings.iter().any(|f| f.rule == "no-nvidia-driver"));
+}
+
+#[test]
+fn gpu_findings_name_the_gpu_and_quote_it_into_the_fix() {
+    let findings = case("compute-mode-prohibited");
+    let f = only(&findings, "compute-mode-prohibited");
+    assert_eq!(f.subject.as_deref(), Some("GPU 0 (NVIDIA H100 80GB HBM3)"));
+    assert_eq!(f.scope, "gpu");
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(fix.bash.as_deref(), Some("sudo nvidia-smi -i 0 -c DEFAULT"));
+    assert_eq!(
+        fix.powershell.as_deref(),
+        Some("nvidia-smi -i 0 -c DEFAULT")
+    );
+}
+
+#[test]
+fn memory_findings_list_the_processes() {
+    let findings = case("gpu-memory-almost-full");
+    let f = only(&findings, "gpu-memory-almost-full");
+    assert_eq!(f.title, "GPU 0 memory is 96.86% used");
+    assert!(
+        f.evidence.contains(&"processes (pid): 11, 12".to_string()),
+        "{f:#?}"
+    );
+    assert!(
+        f.evidence.contains(&"process names: python".to_string()),
+        "{f:#?}"
+    );
+    assert!(f.fix.is_none());
+}
+
+#[test]
+fn throttling_ignores_idle_and_power_cap() {
+    let mut facts = healthy();
+    facts.driver.gpus[0].throttle_reasons = vec!["gpu_idle".into(), "sw_power_cap".into()];
+    assert!(run(&facts, &inputs_for(&facts)).is_empty());
+}
+
+#[test]
+fn selector_fix_quotes_paths_for_each_shell() {
+    let findings = case("toolkit-selectors-disagree");
+    let f = only(&findings, "toolkit-selectors-disagree");
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("export CUDA_HOME='/opt/cuda 13.0' CUDA_PATH='/opt/cuda 13.0'")
+    );
+    assert_eq!(
+        fix.powershell.as_deref(),
+        Some("$env:CUDA_PATH = '/opt/cuda 13.0'; $env:CUDA_HOME = '/opt/cuda 13.0'")
+    );
+    // The evidence leaves out the selector that is not set.
+    assert_eq!(f.evidence.len(), 2, "{f:#?}");
+    assert_eq!(f.evidence[0], "CUDA_HOME=/usr/local/cuda-12.4 (CUDA 12.4)");
+    // Without an nvcc on PATH there is no toolkit to point at: no fix rather than a broken one.
+    let mut facts = healthy();
+    facts.toolkits.selectors_disagree = true;
+    facts.toolkits.path_root = None;
+    let findings = run(&facts, &inputs_for(&facts));
+    assert!(only(&findings, "toolkit-selectors-disagree").fix.is_none());
+}
+
+#[test]
+fn visibility_findings_show_the_value() {
+    let findings = case("cuda-visible-devices-hides-all");
+    let f = only(&findings, "cuda-visible-devices-hides-all");
+    assert_eq!(f.title, "CUDA_VISIBLE_DEVICES=\"\" hides every GPU");
+    assert_eq!(
+        f.fix.as_ref().unwrap().powershell.as_deref(),
+        Some("Remove-Item Env:CUDA_VISIBLE_DEVICES")
+    );
+    let findings = case("cuda-visible-devices-hides-some");
+    let f = only(&findings, "cuda-visible-devices-hides-some");
+    assert_eq!(f.title, "CUDA_VISIBLE_DEVICES=\"0\" hides GPU 1");
+    assert_eq!(f.severity, Severity::Info);
+}
+
+#[test]
+fn toolkit_and_probe_findings_have_subjects() {
+    let findings = case("driver-too-old-for-toolkit");
+    let f = only(&findings, "driver-too-old-for-toolkit");
+    assert_eq!(f.subject.as_deref(), Some("toolkit /usr/local/cuda-13.0"));
+    assert_eq!(
+        f.title,
+        "driver 535.104.05 is too old for CUDA 13.0.2 (/usr/local/cuda-13.0)"
+    );
+    let findings = case("probe-timed-out");
+    let f = only(&findings, "probe-timed-out");
+    assert_eq!(f.subject.as_deref(), Some("probe cuda"));
+    assert_eq!(f.title, "the cuda probe did not finish within 10000 ms");
+}
+
+#[test]
+fn findings_are_sorted_by_severity_category_rule_and_item() {
+    let mut facts = healthy();
+    facts.driver.gpus.push(h100(1));
+    facts.driver.gpus.push(h100(10));
+    for g in &mut facts.driver.gpus {
+        g.persistence_mode = Some(false);
+        g.throttle_reasons = vec!["hw_slowdown".into()];
+    }
+    facts.driver.gpus[2].index = 2;
+    facts.driver.dev_nodes.nvidia_uvm = false;
+    facts
+        .probes
+        .insert("toolkits".into(), probe(ProbeStatus::Crashed));
+    let findings = run(&facts, &inputs_for(&facts));
+    let order: Vec<(&str, Option<&str>)> = findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.subject.as_deref()))
+        .collect();
+    let gpu = |i: u32| format!("GPU {i} (NVIDIA H100 80GB HBM3)");
+    let (g0, g1, g2) = (gpu(0), gpu(1), gpu(2));
+    assert_eq!(
+        order,
+        vec![
+            ("nvidia-uvm-missing", None),
+            ("probe-crashed", Some("probe toolkits")),
+            ("gpu-throttled", Some(g0.as_str())),
+            ("gpu-throttled", Some(g1.as_str())),
+            ("gpu-throttled", Some(g2.as_str())),
+            ("persistence-mode-off", Some(g0.as_str())),
+            ("persistence-mode-off", Some(g1.as_str())),
+            ("persistence-mode-off", Some(g2.as_str())),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run-time failures
+
+#[test]
+fn a_rule_that_fails_at_run_time_becomes_a_finding_and_others_still_run() {
+    let mut set = builtin();
+    let text = "[[rule]]\nid = \"needs-a-probe\"\ncategory = \"host\"\nseverity = \"info\"\nsince = \"0.1.0\"\n\
+                when = \"probes.nvlink.status == 'ok'\"\ntitle = \"t\"\nexplain = \"e\"\n\n\
+                [[rule]]\nid = \"not-a-boolean\"\ncategory = \"host\"\nseverity = \"info\"\nsince = \"0.1.0\"\n\
+                when = \"host.os\"\ntitle = \"t\"\nexplain = \"e\"\n";
+    set.load_str("mine.toml", text).unwrap();
+    let mut facts = healthy();
+    facts.driver.gpus[0].persistence_mode = Some(false);
+    let findings = evaluate_with(&set, &facts, &inputs_for(&facts));
+    let failed: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule == EVALUATION_FAILED)
+        .collect();
+    assert_eq!(failed.len(), 2, "{findings:#?}");
+    let f = failed
+        .iter()
+        .find(|f| f.title.contains("needs-a-probe"))
+        .unwrap();
+    assert_eq!(
+        (f.severity, f.category.as_str()),
+        (Severity::Error, "probe")
+    );
+    assert_eq!(
+        f.title,
+        "rule needs-a-probe could not be evaluated: No such key: nvlink"
+    );
+    assert!(f.explain.contains("mine.toml:2"), "{}", f.explain);
+    assert_eq!(f.evidence[0], "when: probes.nvlink.status == 'ok'");
+    let f = failed
+        .iter()
+        .find(|f| f.title.contains("not-a-boolean"))
+        .unwrap();
+    assert!(f.title.contains("not true or false"), "{}", f.title);
+    // The rest of the rules still ran.
+    assert!(findings.iter().any(|f| f.rule == "persistence-mode-off"));
+}
+
+#[test]
+fn evaluate_runs_with_the_real_derived_values() {
+    let mut facts = healthy();
+    facts.toolkits = Default::default();
+    facts.host.env.cuda_visible_devices = Some("-1".into());
+    let findings = evaluate(&builtin(), &facts);
+    assert_eq!(
+        findings[0].rule, "cuda-visible-devices-hides-all",
+        "{findings:#?}"
+    );
+    assert!(
+        findings.iter().all(|f| f.rule != EVALUATION_FAILED),
+        "{findings:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The built-in pack as a whole
+
+#[test]
+fn every_builtin_rule_is_documented_and_has_a_fix_or_says_why_not() {
+    for rule in builtin().rules() {
+        let id = &rule.id;
+        assert!(!rule.title.trim().is_empty(), "{id}: title");
+        assert!(rule.explain.trim().len() > 40, "{id}: explain is too short");
+        assert!(
+            rule.docs.trim().len() > 80,
+            "{id}: docs are missing or too short"
+        );
+        assert!(rule.source == "rules/core.toml", "{id}: {}", rule.source);
+        let has_fix = rule.fix_bash.is_some() || rule.fix_powershell.is_some();
+        assert!(
+            has_fix || rule.fix_none.as_deref().is_some_and(|r| !r.trim().is_empty()),
+            "{id}: needs fix.bash / fix.powershell, or fix.none with the reason there is no command"
+        );
+        // Rules about something an administrator can change by command have a bash fix.
+        let fixable = matches!(rule.category, Category::Driver | Category::Toolkit);
+        if fixable && rule.fix_none.is_none() {
+            assert!(
+                rule.fix_bash.is_some(),
+                "{id}: driver and toolkit rules need a bash fix"
+            );
+        }
+    }
+}
+
+#[test]
+fn builtin_rules_load_quickly() {
+    let start = std::time::Instant::now();
+    let set = builtin();
+    let load = start.elapsed();
+    let facts = healthy();
+    let inputs = inputs_for(&facts);
+    let start = std::time::Instant::now();
+    let _ = evaluate_with(&set, &facts, &inputs);
+    // Printed, not asserted: timings on a shared machine are noise. Run with --nocapture.
+    println!(
+        "loading {} built-in rules: {load:?}; evaluating them: {:?}",
+        set.rules().len(),
+        start.elapsed()
+    );
+}
+
+/// docs/rules.md is generated; this fails when it is stale. Regenerate with
+/// `UPDATE_DOCS=1 cargo test --lib rules::`.
+#[test]
+fn rule_reference_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md");
+    let current = render_reference(&builtin());
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(path, &current).expect("write docs/rules.md");
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "docs/rules.md is stale: run `UPDATE_DOCS=1 cargo test --lib rules::`"
+    );
+}
+
+#[test]
+fn the_reference_has_a_section_per_rule() {
+    let set = builtin();
+    let doc = render_reference(&set);
+    for rule in set.rules() {
+        assert!(doc.contains(&format!("\n### {}\n", rule.id)), "{}", rule.id);
+    }
+    assert!(doc.contains("```bash\nsudo nvidia-smi -i {gpu.index} -c DEFAULT\n```"));
+}
