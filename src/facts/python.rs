@@ -1,0 +1,250 @@
+//! Facts about the project's Python environments: where each one is, how it was found, its
+//! interpreter, and the GPU packages in its site-packages (torch, llama-cpp-python, jax, cupy,
+//! onnxruntime, tensorflow), as read from files without running Python.
+//!
+//! Each environment is one [`PythonEnv`]; rules with `scope = "venv"` are evaluated once per
+//! environment with it bound as `venv`. The booleans (`torch.cuda_build`,
+//! `llama_cpp.cuda_backend`, ...) are derived here once so that rule conditions stay short.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Every Python environment found for the project, and the settings that choose between them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PythonFacts {
+    /// The project folder searched (GPU_DOCTOR_PROJECT_DIR, else the current directory).
+    pub project_dir: Option<String>,
+    /// Environments, de-duplicated by canonical path: those inside the project first, by name.
+    pub environments: Vec<PythonEnv>,
+    /// Name of the environment that VIRTUAL_ENV (else CONDA_PREFIX) activates.
+    pub active: Option<String>,
+    /// Name of the environment whose bin (Scripts) folder comes first on PATH: the one a bare
+    /// `python` in this shell runs.
+    pub path_first: Option<String>,
+    /// The interpreter the editor is set to, when the project has such a setting.
+    pub editor: Option<EditorInterpreter>,
+    /// LLAMA_CPP_LIB_PATH (or the older LLAMA_CPP_LIB): replaces llama_cpp/lib in every
+    /// environment run from this shell.
+    pub llama_cpp_lib_override: Option<LlamaLibOverride>,
+    /// Where environments were looked for, in order (for "nothing found" messages and -v).
+    pub searched: Vec<String>,
+    /// The project scan hit its bound on folders visited before it finished.
+    pub scan_truncated: bool,
+    /// Problems met while discovering (an unreadable settings file, ...).
+    pub errors: Vec<String>,
+}
+
+/// One Python environment (a venv, a conda environment, a uv project environment).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PythonEnv {
+    /// Path relative to the project when inside it (".venv", "envs/gpu"), else the full path.
+    pub name: String,
+    /// The environment folder, as it was found (absolute).
+    pub path: String,
+    /// The folder with symlinks resolved; null when it does not exist.
+    pub canonical_path: Option<String>,
+    /// The folder exists (VIRTUAL_ENV or an editor setting may name a deleted one).
+    pub exists: bool,
+    /// "venv" (has pyvenv.cfg), "conda" (has conda-meta/) or "unknown" (neither: a system
+    /// interpreter's prefix the editor points at, or a folder that does not exist).
+    pub kind: String,
+    /// "posix" (bin/python, lib/pythonX.Y/site-packages) or "windows" (Scripts\python.exe,
+    /// Lib\site-packages).
+    pub layout: String,
+    /// Every way it was found: project, virtual_env, conda_prefix, path, conda, uv, editor,
+    /// config.
+    pub found_by: Vec<String>,
+    /// Named by VIRTUAL_ENV or CONDA_PREFIX.
+    pub active: bool,
+    /// The editor's interpreter setting points into it.
+    pub editor: bool,
+    /// Its bin (Scripts) folder is the first environment folder on PATH.
+    pub path_first: bool,
+    /// Inside the project folder.
+    pub inside_project: bool,
+    /// The environment's own interpreter (the expected path when none exists).
+    pub python: String,
+    /// The interpreter exists (a dangling symlink does not).
+    pub python_exists: bool,
+    /// Where the interpreter symlink points, when it is one.
+    pub python_link_target: Option<String>,
+    /// "3.12.3" or "3.12".
+    pub python_version: Option<String>,
+    /// Where the version came from: pyvenv.cfg, conda-meta, or lib folder.
+    pub python_version_source: Option<String>,
+    /// The parsed pyvenv.cfg; null for environments without one (conda).
+    pub pyvenv_cfg: Option<PyvenvCfg>,
+    /// The base interpreter this venv was made from (pyvenv.cfg `home` + python).
+    pub base_python: Option<String>,
+    /// Whether that base interpreter still exists; null when not applicable or not checkable
+    /// here (a Windows path read on Linux).
+    pub base_python_exists: Option<bool>,
+    /// The site-packages folder (the expected path when none exists).
+    pub site_packages: Option<String>,
+    pub site_packages_exists: bool,
+    pub torch: TorchFacts,
+    pub llama_cpp: LlamaCppFacts,
+    /// Other GPU stacks present: jax, cupy, onnxruntime, tensorflow.
+    pub gpu_stacks: Vec<GpuStack>,
+    /// Problems reading this environment's files.
+    pub errors: Vec<String>,
+}
+
+/// pyvenv.cfg, as written by venv, virtualenv or uv.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct PyvenvCfg {
+    /// Folder of the base interpreter.
+    pub home: Option<String>,
+    /// `version` (venv) or `version_info` (virtualenv, uv).
+    pub version: Option<String>,
+    pub include_system_site_packages: Option<bool>,
+    /// The base interpreter's full path (venv ≥ 3.11 writes it).
+    pub executable: Option<String>,
+    pub implementation: Option<String>,
+    /// uv's version, when uv made the environment.
+    pub uv: Option<String>,
+    /// virtualenv's version, when virtualenv made it.
+    pub virtualenv: Option<String>,
+    pub prompt: Option<String>,
+}
+
+/// A distribution installed in site-packages, from its `.dist-info` folder name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Dist {
+    /// Normalized name (PEP 503): "nvidia-cublas-cu12".
+    pub name: String,
+    pub version: String,
+}
+
+/// PyTorch, read from torch/version.py (never executed) and its dist-info.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct TorchFacts {
+    /// The torch package folder or its dist-info is present.
+    pub installed: bool,
+    /// `__version__` of torch/version.py, with its local tag: "2.11.0+cu130".
+    pub version: Option<String>,
+    /// Version in the dist-info (PyPI wheels strip the local tag there: "2.11.0").
+    pub dist_version: Option<String>,
+    /// Local tag of `version`: "cu130", "cpu", "rocm6.2"; null when there is none.
+    pub local_tag: Option<String>,
+    /// `cuda` of torch/version.py (torch.version.cuda): "13.0"; null for CPU and ROCm builds.
+    pub cuda: Option<String>,
+    /// Same as `cuda`, as "major.minor".
+    pub cuda_version: Option<String>,
+    pub cuda_major: Option<u32>,
+    /// `cuda` is set: a CUDA build.
+    pub cuda_build: bool,
+    /// `hip` of torch/version.py: set for ROCm builds.
+    pub hip: Option<String>,
+    pub xpu: Option<String>,
+    pub git_version: Option<String>,
+    /// torch/lib/libtorch_cuda.so (Linux) or torch_cuda.dll (Windows) is present.
+    pub cuda_library: bool,
+    /// First tag of the wheel (dist-info/WHEEL): "cp312-cp312-manylinux_2_28_x86_64".
+    pub wheel_tag: Option<String>,
+    /// nvidia-* and cuda-toolkit distributions installed in this environment.
+    pub nvidia_wheels: Vec<Dist>,
+    /// The nvidia-* (and cuda-toolkit) distributions torch's metadata requires on this
+    /// environment's platform; cuda-toolkit's extras are expanded through its own metadata.
+    pub nvidia_required: Vec<String>,
+    /// Those of `nvidia_required` not installed.
+    pub nvidia_missing: Vec<String>,
+    /// The version.py file read.
+    pub version_file: Option<String>,
+    /// What could not be read or parsed.
+    pub error: Option<String>,
+}
+
+/// llama-cpp-python, read from its dist-info and the files of llama_cpp/lib.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LlamaCppFacts {
+    /// The llama_cpp package folder or its dist-info is present.
+    pub installed: bool,
+    pub version: Option<String>,
+    /// "dist-info" or "__init__.py".
+    pub version_source: Option<String>,
+    pub package_dir: Option<String>,
+    /// llama_cpp/lib, or llama_cpp itself for builds before July 2024.
+    pub lib_dir: Option<String>,
+    /// Shared libraries in lib_dir, by file name.
+    pub lib_files: Vec<String>,
+    /// Every ggml backend present: cpu, cuda, vulkan, metal, hip, sycl, blas, rpc, ...
+    pub backends: Vec<String>,
+    /// The GPU ones among them.
+    pub gpu_backends: Vec<String>,
+    /// A CUDA backend is present: libggml-cuda.so / ggml-cuda.dll, or (before 0.3.2) CUDA
+    /// linked into libllama.so / libggml.so.
+    pub cuda_backend: bool,
+    /// The file that carries CUDA.
+    pub cuda_library: Option<String>,
+    /// CUDA is linked into the core library (builds before 0.3.2), not a separate backend.
+    pub cuda_linked_into_core: bool,
+    /// What that file needs from the dynamic loader (DT_NEEDED), Linux only.
+    pub cuda_needed: Vec<String>,
+    /// CUDA major version of the runtime it needs (libcudart.so.12, cudart64_12.dll -> 12).
+    pub cuda_runtime_major: Option<u32>,
+    /// DT_NEEDED of each library that was read, by file name.
+    pub needed: BTreeMap<String, Vec<String>>,
+    pub error: Option<String>,
+}
+
+/// LLAMA_CPP_LIB_PATH / LLAMA_CPP_LIB and what the folder it names holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LlamaLibOverride {
+    /// The variable that is set.
+    pub variable: String,
+    /// Its value.
+    pub path: String,
+    /// The folder (or, for LLAMA_CPP_LIB, the file) exists.
+    pub exists: bool,
+    pub lib_files: Vec<String>,
+    pub backends: Vec<String>,
+    pub gpu_backends: Vec<String>,
+    pub cuda_backend: bool,
+}
+
+/// Another GPU stack found in site-packages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct GpuStack {
+    /// "jax", "cupy", "onnxruntime" or "tensorflow".
+    pub name: String,
+    /// Version of the main distribution.
+    pub version: Option<String>,
+    /// A GPU-capable build is installed (a CUDA/ROCm plugin, onnxruntime-gpu, ...).
+    pub gpu_build: bool,
+    /// CUDA major version the GPU packages are built for, when the names say.
+    pub cuda_major: Option<u32>,
+    /// The distributions that make up the stack.
+    pub packages: Vec<Dist>,
+    /// Distributions the GPU build needs that are not installed.
+    pub missing: Vec<String>,
+    /// A known pitfall seen in the files, in words.
+    pub note: Option<String>,
+}
+
+/// The editor's Python interpreter setting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct EditorInterpreter {
+    /// The settings file it came from.
+    pub settings_file: String,
+    /// "python.defaultInterpreterPath" or "python.pythonPath".
+    pub key: String,
+    /// The value as written.
+    pub value: String,
+    /// With ${workspaceFolder} and friends resolved, as an absolute path.
+    pub resolved: Option<String>,
+    /// The interpreter (or folder) it names exists.
+    pub exists: bool,
+    /// Name of the environment it points into.
+    pub environment: Option<String>,
+}
