@@ -1,1 +1,107 @@
-//! Reports. (Being built.)
+//! Reports: one module per output format. Renderers only read Facts and Findings; none probes.
+//!
+//! Every format is rendered to a String first and written whole, and every format returns the
+//! same exit code for the same findings: the verdict is computed once, here.
+
+mod human;
+mod json;
+
+use crate::app::AppError;
+use crate::cli::{FailOn, Format};
+use crate::facts::Facts;
+use crate::rules::{Finding, Rule, RuleSet, Severity};
+use serde::Serialize;
+
+/// Everything a renderer may use.
+pub struct ReportInput<'a> {
+    pub facts: &'a Facts,
+    pub findings: &'a [Finding],
+    pub verdict: &'a Verdict,
+    pub verbose: bool,
+}
+
+/// The outcome of judging: ready or not, and the exit code that says so.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// No finding at or above the fail level.
+    pub ready: bool,
+    pub exit_code: i32,
+    pub fail_on: &'static str,
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+impl Verdict {
+    pub fn new(findings: &[Finding], fail_on: FailOn) -> Verdict {
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        let failing = fail_on
+            .threshold()
+            .is_some_and(|t| findings.iter().any(|f| f.severity >= t));
+        Verdict {
+            ready: !failing,
+            exit_code: if failing {
+                crate::app::EXIT_NOT_READY
+            } else {
+                crate::app::EXIT_READY
+            },
+            fail_on: fail_on.as_str(),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warn),
+            infos: count(Severity::Info),
+        }
+    }
+}
+
+pub fn render(format: Format, input: &ReportInput) -> Result<String, AppError> {
+    match format {
+        Format::Human => Ok(human::render(input)),
+        Format::Json => json::render(input),
+    }
+}
+
+/// `gpu-doctor rules`: one line per rule.
+pub fn rule_list(rules: &RuleSet) -> String {
+    let width = rules.rules().iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in rules.rules() {
+        out.push_str(&format!(
+            "{:<width$}  {:<5}  {:<8}  {}\n",
+            r.id,
+            severity_word(r.severity),
+            r.category,
+            r.title,
+        ));
+    }
+    out
+}
+
+/// `gpu-doctor explain RULE`.
+pub fn explain_rule(rule: &Rule) -> String {
+    let mut out = format!(
+        "{}  ({} · {} · scope {} · since {})\n\n",
+        rule.id,
+        severity_word(rule.severity),
+        rule.category,
+        rule.scope.as_str(),
+        rule.since
+    );
+    out.push_str(&format!("When: {}\n\n", rule.when));
+    out.push_str(rule.docs.trim());
+    out.push('\n');
+    if let Some(fix) = &rule.fix_bash {
+        out.push_str(&format!("\nFix (bash):       {fix}\n"));
+    }
+    if let Some(fix) = &rule.fix_powershell {
+        out.push_str(&format!("Fix (PowerShell): {fix}\n"));
+    }
+    out
+}
+
+pub fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warn => "warn",
+        Severity::Info => "info",
+    }
+}

@@ -1,0 +1,484 @@
+//! The human format, in the manner of flutter doctor: one line per category with a status box,
+//! the findings of that category indented under it with the fix command for this machine's
+//! shell, and a last line that counts what was found.
+//!
+//! Categories print in a fixed order whatever order the probes finished in. Colour only on a
+//! terminal (owo-colors decides; NO_COLOR and --color are applied before rendering); plain
+//! ASCII glyphs when the locale is not UTF-8.
+
+use super::ReportInput;
+use crate::facts::{Facts, ProbeOutcome, ProbeStatus};
+use crate::rules::{Finding, Severity};
+use owo_colors::{OwoColorize, Stream};
+use std::fmt::Write;
+
+/// A report section: its category id, the probe that feeds it, and how to summarise it.
+struct Section {
+    category: &'static str,
+    probe: &'static str,
+    headline: fn(&Facts) -> String,
+    details: fn(&Facts) -> Vec<String>,
+    /// Whether there is anything to judge; a section without it shows `[-]`, not `[✓]`.
+    present: fn(&Facts) -> bool,
+}
+
+const SECTIONS: &[Section] = &[
+    Section {
+        category: "host",
+        probe: "host",
+        headline: host_line,
+        details: |_| Vec::new(),
+        present: |_| true,
+    },
+    Section {
+        category: "driver",
+        probe: "driver",
+        headline: driver_line,
+        details: |_| Vec::new(),
+        present: |f| f.driver.library_found,
+    },
+    Section {
+        category: "gpu",
+        probe: "driver",
+        headline: gpus_line,
+        details: gpu_details,
+        present: |f| !f.driver.gpus.is_empty() || !f.host.pci_gpus.is_empty(),
+    },
+    Section {
+        category: "cuda",
+        probe: "cuda",
+        headline: cuda_line,
+        details: cuda_details,
+        present: |f| f.cuda.library_found,
+    },
+    Section {
+        category: "toolkit",
+        probe: "toolkits",
+        headline: toolkit_line,
+        details: toolkit_details,
+        present: |f| !f.toolkits.installs.is_empty(),
+    },
+];
+
+#[derive(Clone, Copy)]
+struct Glyphs {
+    ok: &'static str,
+    warn: &'static str,
+    error: &'static str,
+    crash: &'static str,
+    skipped: &'static str,
+    bullet: &'static str,
+    error_mark: &'static str,
+    fix: &'static str,
+}
+
+const UNICODE: Glyphs = Glyphs {
+    ok: "[✓]",
+    warn: "[!]",
+    error: "[✗]",
+    crash: "[☠]",
+    skipped: "[-]",
+    bullet: "•",
+    error_mark: "✗",
+    fix: "$",
+};
+const ASCII: Glyphs = Glyphs {
+    ok: "[+]",
+    warn: "[!]",
+    error: "[x]",
+    crash: "[*]",
+    skipped: "[-]",
+    bullet: "*",
+    error_mark: "x",
+    fix: "$",
+};
+
+pub fn render(input: &ReportInput) -> String {
+    let glyphs = if utf8_locale() { UNICODE } else { ASCII };
+    let facts = input.facts;
+    let powershell = facts.host.os == "windows";
+    let mut out = String::new();
+    if !input.verbose {
+        out.push_str("gpu-doctor summary (to see evidence and timings, run gpu-doctor -v):\n");
+    }
+    let mut categories_with_issues = 0;
+    for section in SECTIONS {
+        let findings: Vec<&Finding> = input
+            .findings
+            .iter()
+            .filter(|f| section_of(f) == section.category)
+            .collect();
+        let outcome = facts.probes.get(section.probe);
+        let present = (section.present)(facts);
+        let mut line = format!(
+            "{} {}",
+            status_box(outcome, present, &findings, glyphs),
+            (section.headline)(facts)
+        );
+        if input.verbose {
+            if let Some(o) = outcome.filter(|o| o.status != ProbeStatus::Skipped) {
+                let _ = write!(line, " [{}]", format_ms(o.duration_ms));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+        for detail in (section.details)(facts) {
+            let _ = writeln!(out, "    {} {detail}", glyphs.bullet);
+        }
+        for f in &findings {
+            write_finding(&mut out, f, glyphs, powershell, input.verbose);
+        }
+        if findings.iter().any(|f| f.severity >= Severity::Warn) {
+            categories_with_issues += 1;
+        }
+    }
+    out.push('\n');
+    out.push_str(&summary_line(input, categories_with_issues, glyphs));
+    out
+}
+
+/// The report section a finding belongs in: its category, except that probe findings go under
+/// the section their probe feeds.
+fn section_of(f: &Finding) -> &str {
+    if f.category != "probe" {
+        return f.category.as_str();
+    }
+    let probe = f
+        .subject
+        .as_deref()
+        .and_then(|s| s.strip_prefix("probe "))
+        .unwrap_or("");
+    SECTIONS
+        .iter()
+        .find(|s| s.probe == probe)
+        .map(|s| s.category)
+        .unwrap_or("host")
+}
+
+fn status_box(
+    outcome: Option<&ProbeOutcome>,
+    present: bool,
+    findings: &[&Finding],
+    g: Glyphs,
+) -> String {
+    let worst = findings.iter().map(|f| f.severity).max();
+    let crashed =
+        outcome.is_some_and(|o| matches!(o.status, ProbeStatus::Crashed | ProbeStatus::TimedOut));
+    if crashed {
+        return paint(g.crash, Severity::Error);
+    }
+    match worst {
+        Some(Severity::Error) => paint(g.error, Severity::Error),
+        Some(Severity::Warn) => paint(g.warn, Severity::Warn),
+        _ if !present || outcome.is_none_or(|o| o.status == ProbeStatus::Skipped) => {
+            g.skipped.to_string()
+        }
+        _ => paint(g.ok, Severity::Info),
+    }
+}
+
+fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, verbose: bool) {
+    let mark = match f.severity {
+        Severity::Error => paint(g.error_mark, Severity::Error),
+        Severity::Warn => paint("!", Severity::Warn),
+        Severity::Info => g.bullet.to_string(),
+    };
+    let _ = writeln!(out, "    {mark} {}", f.title);
+    if !f.explain.is_empty() {
+        for line in f.explain.lines() {
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+    if verbose {
+        for e in &f.evidence {
+            let _ = writeln!(out, "      evidence: {e}");
+        }
+        let _ = writeln!(
+            out,
+            "      rule: {} (gpu-doctor explain {})",
+            f.rule, f.rule
+        );
+    }
+    let Some(fix) = &f.fix else { return };
+    // Only this machine's shell: a Linux command shown on Windows would mislead.
+    let (own, other, other_name) = if powershell {
+        (fix.powershell.as_deref(), fix.bash.as_deref(), "bash")
+    } else {
+        (fix.bash.as_deref(), fix.powershell.as_deref(), "PowerShell")
+    };
+    if let Some(cmd) = own {
+        for line in cmd.lines() {
+            let _ = writeln!(
+                out,
+                "      {} {}",
+                g.fix,
+                line.if_supports_color(Stream::Stdout, |t| t.bold())
+            );
+        }
+    }
+    if let (true, Some(other)) = (verbose, other) {
+        let _ = writeln!(out, "      ({other_name}: {other})");
+    }
+}
+
+fn summary_line(input: &ReportInput, categories: usize, g: Glyphs) -> String {
+    let v = input.verdict;
+    if v.errors == 0 && v.warnings == 0 {
+        let verdict = if v.ready {
+            "ready for GPU work"
+        } else {
+            "not ready"
+        };
+        return format!("{} No issues found: {verdict}.\n", g.bullet);
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let verdict = if v.ready {
+        "Ready (below the fail level)"
+    } else {
+        "Not ready"
+    };
+    format!(
+        "! gpu-doctor found {} and {} in {}. {verdict}.\n",
+        plural(v.errors, "error"),
+        plural(v.warnings, "warning"),
+        plural(categories, "category").replace("categorys", "categories"),
+    )
+}
+
+fn paint(text: &str, severity: Severity) -> String {
+    match severity {
+        Severity::Error => text
+            .if_supports_color(Stream::Stdout, |t| t.red())
+            .to_string(),
+        Severity::Warn => text
+            .if_supports_color(Stream::Stdout, |t| t.yellow())
+            .to_string(),
+        Severity::Info => text
+            .if_supports_color(Stream::Stdout, |t| t.green())
+            .to_string(),
+    }
+}
+
+fn utf8_locale() -> bool {
+    for var in ["LC_ALL", "LC_CTYPE", "LANG"] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            let v = v.to_string_lossy().to_ascii_lowercase();
+            return v.contains("utf-8") || v.contains("utf8");
+        }
+    }
+    // No locale set: modern terminals are UTF-8; Windows consoles render these glyphs too.
+    true
+}
+
+fn format_ms(ms: f64) -> String {
+    if ms < 2000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+fn gib(mib: u64) -> String {
+    format!("{:.0} GiB", mib as f64 / 1024.0)
+}
+
+// --- headlines -------------------------------------------------------------------------------
+
+fn host_line(f: &Facts) -> String {
+    let h = &f.host;
+    let os = h.os_release.clone().unwrap_or_else(|| h.os.clone());
+    let simd = if h.cpu.avx512f {
+        ", AVX-512"
+    } else if h.cpu.avx2 {
+        ", AVX2"
+    } else if h.cpu.neon {
+        ", NEON"
+    } else {
+        ""
+    };
+    let wsl = if h.wsl2 { " (WSL2)" } else { "" };
+    format!(
+        "Host: {os}{wsl}, {}, {} CPUs{simd}, {} RAM",
+        h.arch,
+        h.cpu.logical_cores,
+        gib(h.memory.total_mib)
+    )
+}
+
+fn driver_line(f: &Facts) -> String {
+    let d = &f.driver;
+    match (&d.version, d.library_found) {
+        (Some(v), _) => {
+            let cuda = d
+                .cuda_version
+                .as_deref()
+                .map(|c| format!(", supports CUDA ≤ {c}"))
+                .unwrap_or_default();
+            let flavor = d
+                .kernel_module
+                .flavor
+                .as_deref()
+                .map(|k| format!(", {k} kernel module"))
+                .unwrap_or_default();
+            format!("NVIDIA driver {v}{cuda}{flavor}")
+        }
+        (None, true) if f.profile == "quick" => {
+            let v = d
+                .kernel_module
+                .version
+                .as_deref()
+                .map(|v| format!(", kernel module {v}"))
+                .unwrap_or_default();
+            format!(
+                "NVIDIA driver: {} found{v} (the quick profile does not load it)",
+                d.library
+            )
+        }
+        (None, true) => format!("NVIDIA driver: {} found but not usable", d.library),
+        (None, false) => "NVIDIA driver: not found".to_string(),
+    }
+}
+
+fn gpus_line(f: &Facts) -> String {
+    let on_bus = f.host.pci_gpus.len();
+    let plural = if on_bus == 1 { "" } else { "s" };
+    match f.driver.gpus.len() {
+        0 if on_bus > 0 && f.profile == "quick" => {
+            format!("GPUs: {on_bus} NVIDIA GPU{plural} on the PCI bus (the quick profile does not query them)")
+        }
+        0 if on_bus > 0 => format!(
+            "GPUs: {on_bus} NVIDIA GPU{plural} on the PCI bus, none usable through the driver"
+        ),
+        0 => "GPUs: none found".to_string(),
+        1 => "GPUs: 1 NVIDIA GPU".to_string(),
+        n => format!("GPUs: {n} NVIDIA GPUs"),
+    }
+}
+
+fn gpu_details(f: &Facts) -> Vec<String> {
+    f.driver
+        .gpus
+        .iter()
+        .map(|g| {
+            format!(
+                "GPU {}: {}, compute capability {} ({}), {} ({:.0}% used)",
+                g.index,
+                g.name,
+                g.compute_capability,
+                g.architecture,
+                gib(g.memory.total_mib),
+                g.memory.used_percent
+            )
+        })
+        .collect()
+}
+
+fn cuda_line(f: &Facts) -> String {
+    let c = &f.cuda;
+    let skipped = f
+        .probes
+        .get("cuda")
+        .is_none_or(|o| o.status == ProbeStatus::Skipped);
+    if skipped {
+        let found = if c.library_found {
+            "libcuda found, "
+        } else {
+            ""
+        };
+        return format!(
+            "CUDA driver API: {found}not initialised in the {} profile",
+            f.profile
+        );
+    }
+    if !c.library_found {
+        return "CUDA driver API: libcuda not found".to_string();
+    }
+    let version = c
+        .driver_api_version
+        .as_deref()
+        .map(|v| format!(" {v}"))
+        .unwrap_or_default();
+    match c.init_result.as_deref() {
+        Some("CUDA_SUCCESS") => {
+            let n = c.device_count;
+            format!(
+                "CUDA driver API{version}: {n} device{}",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        Some(err) => format!("CUDA driver API{version}: cuInit failed with {err}"),
+        None => format!("CUDA driver API{version}: not initialised"),
+    }
+}
+
+fn cuda_details(f: &Facts) -> Vec<String> {
+    f.cuda.devices.iter().map(cuda_device_line).collect()
+}
+
+fn cuda_device_line(d: &crate::facts::CudaDevice) -> String {
+    let context = if d.context_ok {
+        "context OK".to_string()
+    } else {
+        "no context".to_string()
+    };
+    let kernel = match &d.kernel {
+        None => String::new(),
+        Some(k) if k.verified => {
+            let mut s = format!(
+                ", kernel verified ({} Mi elements",
+                k.elements / (1024 * 1024)
+            );
+            if let Some(ms) = k.kernel_ms {
+                let _ = write!(s, " in {ms:.2} ms");
+            }
+            s.push(')');
+            if let (Some(h2d), Some(d2h)) = (k.h2d_gb_per_s, k.d2h_gb_per_s) {
+                let _ = write!(s, ", host→device {h2d:.1} GB/s, device→host {d2h:.1} GB/s");
+            }
+            s
+        }
+        Some(k) => format!(
+            ", kernel FAILED: {}",
+            k.error.as_deref().unwrap_or("result did not verify")
+        ),
+    };
+    format!("CUDA device {}: {}, {context}{kernel}", d.ordinal, d.name)
+}
+
+fn toolkit_line(f: &Facts) -> String {
+    let t = &f.toolkits;
+    match t.installs.len() {
+        0 => "CUDA toolkit: none found (only needed to build CUDA code)".to_string(),
+        1 => {
+            let k = &t.installs[0];
+            format!(
+                "CUDA toolkit {} at {}",
+                k.version.as_deref().unwrap_or("(version unknown)"),
+                k.root
+            )
+        }
+        n => format!("CUDA toolkits: {n} installed"),
+    }
+}
+
+fn toolkit_details(f: &Facts) -> Vec<String> {
+    if f.toolkits.installs.len() < 2 {
+        return Vec::new();
+    }
+    f.toolkits
+        .installs
+        .iter()
+        .map(|k| {
+            let by = if k.found_by.is_empty() {
+                String::new()
+            } else {
+                format!(" (via {})", k.found_by.join(", "))
+            };
+            format!(
+                "{} at {}{by}",
+                k.version.as_deref().unwrap_or("version unknown"),
+                k.root
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,31 @@
+//! The json format: one document with the schema version, the verdict, the findings and the
+//! Facts they were judged from. Nothing else goes to stdout. Fields may be added; none are
+//! removed or renamed within a schema version.
+
+use super::ReportInput;
+use crate::app::AppError;
+use crate::facts::SCHEMA_VERSION;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema_version: u32,
+    tool: &'a crate::facts::ToolInfo,
+    verdict: &'a super::Verdict,
+    findings: &'a [crate::rules::Finding],
+    facts: &'a crate::facts::Facts,
+}
+
+pub fn render(input: &ReportInput) -> Result<String, AppError> {
+    let doc = Document {
+        schema_version: SCHEMA_VERSION,
+        tool: &input.facts.tool,
+        verdict: input.verdict,
+        findings: input.findings,
+        facts: input.facts,
+    };
+    let mut text =
+        serde_json::to_string_pretty(&doc).map_err(|e| AppError::Internal(e.to_string()))?;
+    text.push('\n');
+    Ok(text)
+}

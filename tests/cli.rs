@@ -1,0 +1,228 @@
+//! The command line end to end, through the real binary on this machine (which has no NVIDIA
+//! driver in CI): verdicts, exit codes, machine-readable output and bad input.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn doctor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("gpu-doctor runs")
+}
+
+fn doctor_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gpu-doctor starts");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn has_driver() -> bool {
+    std::path::Path::new("/proc/driver/nvidia/version").exists()
+}
+
+fn finding_ids(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["rule"].as_str().unwrap(),
+                f["subject"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_without_a_driver_exits_1_and_names_the_library() {
+    if has_driver() {
+        eprintln!("skipped: this machine has an NVIDIA driver");
+        return;
+    }
+    let out = doctor(&["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("no NVIDIA driver"), "{stdout}");
+    assert!(stdout.contains("libnvidia-ml.so.1"), "{stdout}");
+}
+
+#[test]
+fn no_subcommand_means_check() {
+    let plain = doctor(&["--format", "json"]);
+    let check = doctor(&["check", "--format", "json"]);
+    assert_eq!(plain.status.code(), check.status.code());
+    let a: Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let b: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(finding_ids(&a), finding_ids(&b));
+}
+
+#[test]
+fn json_output_is_one_valid_document_and_nothing_else() {
+    let out = doctor(&["check", "--format", "json"]);
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(doc["schema_version"], 1);
+    assert!(doc["verdict"]["exit_code"].is_i64());
+    assert_eq!(
+        doc["verdict"]["exit_code"].as_i64(),
+        out.status.code().map(i64::from)
+    );
+    assert!(doc["facts"]["probes"]["host"]["status"].is_string());
+}
+
+#[test]
+fn recorded_facts_give_the_same_findings_and_exit_code() {
+    let facts = doctor(&["facts"]);
+    assert_eq!(facts.status.code(), Some(0), "{}", text(&facts.stderr));
+    let replay = doctor_with_stdin(
+        &["check", "--facts", "-", "--format", "json"],
+        &facts.stdout,
+    );
+    let live = doctor(&["check", "--format", "json"]);
+    assert_eq!(
+        replay.status.code(),
+        live.status.code(),
+        "{}",
+        text(&replay.stderr)
+    );
+    let replayed: Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let lived: Value = serde_json::from_slice(&live.stdout).unwrap();
+    assert_eq!(finding_ids(&replayed), finding_ids(&lived));
+}
+
+#[test]
+fn a_bad_flag_exits_2_with_a_message() {
+    let out = doctor(&["check", "--frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--frobnicate"));
+    let out = doctor(&["check", "--profile", "extreme"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("quick"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unreadable_facts_file_exits_2_and_names_it() {
+    let out = doctor(&["check", "--facts", "/nonexistent/box.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("/nonexistent/box.json"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing half-written on stdout");
+}
+
+#[test]
+fn a_facts_file_of_a_newer_schema_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.json");
+    std::fs::write(&path, r#"{"schema_version": 2, "driver": {}}"#).unwrap();
+    let out = doctor(&["check", "--facts", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("schema_version 2 is newer"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn broken_json_facts_exit_2_with_line_and_column() {
+    let out = doctor_with_stdin(
+        &["check", "--facts", "-"],
+        b"{\"schema_version\": 1,\n nope }",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("<stdin>:2:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn fail_on_never_exits_0_and_fail_on_warn_is_at_least_as_strict() {
+    let never = doctor(&["check", "--fail-on", "never"]);
+    assert_eq!(never.status.code(), Some(0));
+    let error = doctor(&["check", "--fail-on", "error"])
+        .status
+        .code()
+        .unwrap();
+    let warn = doctor(&["check", "--fail-on", "warn"])
+        .status
+        .code()
+        .unwrap();
+    assert!(warn >= error);
+}
+
+#[test]
+fn version_rules_explain_and_completions_work() {
+    let v = doctor(&["--version"]);
+    assert_eq!(v.status.code(), Some(0));
+    assert!(text(&v.stdout).starts_with("gpu-doctor "));
+    let rules = doctor(&["rules"]);
+    assert_eq!(rules.status.code(), Some(0));
+    assert!(text(&rules.stdout).contains("no-nvidia-driver"));
+    let explain = doctor(&["explain", "no-nvidia-driver"]);
+    assert_eq!(explain.status.code(), Some(0));
+    assert!(text(&explain.stdout).contains("no-nvidia-driver"));
+    let unknown = doctor(&["explain", "no-nvidia-drivr"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("Did you mean `no-nvidia-driver`?"));
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let c = doctor(&["completions", shell]);
+        assert_eq!(c.status.code(), Some(0), "{shell}");
+        assert!(text(&c.stdout).contains("gpu-doctor"));
+    }
+}
+
+#[test]
+fn human_output_honours_no_color_and_color_always() {
+    let plain = doctor(&["check"]);
+    assert!(
+        !text(&plain.stdout).contains('\u{1b}'),
+        "NO_COLOR output has no escape codes"
+    );
+    let forced = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(["check", "--color", "always"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(
+        text(&forced.stdout).contains('\u{1b}'),
+        "--color always colours a pipe"
+    );
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}
