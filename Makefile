@@ -25,8 +25,12 @@ deps:
 	@command -v $(CARGO) >/dev/null || { echo "gpu-doctor needs Rust 1.95 or newer (rustup); cargo was not found" >&2; exit 2; }
 	@command -v cc >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gcc; }
 
+## Test needs: clippy/rustfmt, a C++ compiler and python3 with venv (a real llama-cpp-python is
+## built from its PyPI sdist once and cached in $$HOME/.cache/gpu-doctor-tests).
 deps-test:
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy rustfmt
+	@command -v g++ >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq g++ python3 python3-venv; }
 
 ## Timings of `check` per profile and of `--version`, with hyperfine (see docs/benchmarks.md).
 bench: deps build

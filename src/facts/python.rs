@@ -89,6 +89,9 @@ pub struct PythonEnv {
     pub llama_cpp: LlamaCppFacts,
     /// Other GPU stacks present: jax, cupy, onnxruntime, tensorflow.
     pub gpu_stacks: Vec<GpuStack>,
+    /// What the environment's own interpreter reported (standard and full profiles); null in
+    /// the quick profile or when the interpreter could not be run.
+    pub live: Option<LiveProbe>,
     /// Problems reading this environment's files.
     pub errors: Vec<String>,
 }
@@ -247,4 +250,94 @@ pub struct EditorInterpreter {
     pub exists: bool,
     /// Name of the environment it points into.
     pub environment: Option<String>,
+}
+
+/// The answer of one environment's own interpreter to the embedded probe script.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LiveProbe {
+    /// ok, failed (the interpreter ran but the script did not answer), timed_out, crashed
+    /// (killed by a signal), not_run (no interpreter to run).
+    pub status: String,
+    /// Why, for anything but ok: the exit or signal, and the last lines of stderr.
+    pub error: Option<String>,
+    pub duration_ms: f64,
+    /// The step the probe script had reached when it stopped: start, torch.import,
+    /// torch.cuda, torch.tensor:N, llama_cpp.import, llama_cpp.system_info, llama_cpp.devices,
+    /// done. Tells a crash in `import llama_cpp` from one in CUDA initialisation.
+    pub stage: Option<String>,
+    /// The interpreter options used: ["-I", "-B"] (isolated), or ["-E", "-s", "-B"] where the
+    /// interpreter may predate -I.
+    pub interpreter_flags: Vec<String>,
+    /// sys.version_info as "3.12.3".
+    pub python_version: Option<String>,
+    /// sys.implementation.name: "cpython", "pypy".
+    pub implementation: Option<String>,
+    /// sys.executable as the interpreter reported it.
+    pub executable: Option<String>,
+    pub torch: LiveTorch,
+    pub llama_cpp: LiveLlama,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LiveTorch {
+    /// torch was tried: it is installed (statically seen or importable).
+    pub attempted: bool,
+    pub import_ok: bool,
+    /// The exception's last line when import failed ("OSError: libcudnn.so.9: cannot open ...").
+    pub import_error: Option<String>,
+    /// How long `import torch` took, in milliseconds.
+    pub import_ms: Option<f64>,
+    pub version: Option<String>,
+    /// torch.version.cuda
+    pub cuda: Option<String>,
+    pub cuda_available: Option<bool>,
+    /// The warning or error torch gave while checking CUDA (e.g. "driver too old (found 12020)").
+    pub cuda_error: Option<String>,
+    pub device_count: u32,
+    pub devices: Vec<LiveTorchDevice>,
+    /// torch.cuda.get_arch_list(): ["sm_75", "sm_80", ...]
+    pub arch_list: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LiveTorchDevice {
+    pub index: u32,
+    pub name: String,
+    /// "9.0"
+    pub capability: String,
+    /// A small tensor operation ran on this device and gave the right answer.
+    pub tensor_ok: bool,
+    pub tensor_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LiveLlama {
+    pub attempted: bool,
+    pub import_ok: bool,
+    pub import_error: Option<String>,
+    /// How long `import llama_cpp` took, in milliseconds.
+    pub import_ms: Option<f64>,
+    pub version: Option<String>,
+    /// llama_supports_gpu_offload()
+    pub supports_gpu_offload: Option<bool>,
+    /// llama_print_system_info() verbatim.
+    pub system_info: Option<String>,
+    /// Backends named in system_info ("CUDA", "CPU", "Metal", "Vulkan").
+    pub backends: Vec<String>,
+    /// Flags of system_info by backend and name: {"CUDA": {"ARCHS": "900", "USE_GRAPHS": "1"}}.
+    pub flags: BTreeMap<String, BTreeMap<String, String>>,
+    /// CUDA architectures compiled in, from the CUDA backend's ARCHS flag ("900" -> "9.0").
+    pub cuda_archs: Vec<String>,
+    /// The ggml device registry: "CUDA0 (gpu): NVIDIA H100 80GB HBM3", "CPU (cpu): AMD EPYC".
+    /// Empty for builds from before the registry (2024).
+    pub devices: Vec<String>,
+    /// GPU devices among them; null when the registry could not be read. A CUDA backend with
+    /// 0 GPU devices is a CUDA build that found no usable GPU.
+    pub gpu_device_count: Option<u32>,
+    /// Calls after a successful import that failed (a function missing in an old build, ...).
+    pub errors: Vec<String>,
 }

@@ -1,7 +1,15 @@
 //! Values computed once from Facts and the knowledge tables, bound for rule conditions and
-//! messages: `derived` (host-wide), and the per-item views bound in scoped rules (`gpu`,
-//! `toolkit`). Rules only compare; every table lookup and version comparison happens here, in
-//! Rust, where it is tested.
+//! messages: `derived` (host-wide, with `derived.python` for the project's environments), and
+//! the per-item views bound in scoped rules (`gpu`, `toolkit`, `venv`). Rules only compare;
+//! every table lookup and version comparison happens here, in Rust, where it is tested.
+
+mod advice;
+mod venv;
+
+pub use advice::VenvAdvice;
+pub use venv::{
+    matrix_row, python_derived, venv_views, Candidate, MatrixRow, PythonDerived, VenvView,
+};
 
 use super::{
     arch_for_cc, driver_max_cuda, min_driver_for_cuda_major, toolkit_driver, version, Os, Version,
@@ -24,6 +32,9 @@ pub struct Derived {
     pub visibility: Visibility,
     /// Toolkit versions found, distinct, ascending ("12.4", "13.0").
     pub toolkit_versions: Vec<String>,
+    /// The project's Python environments as a whole: which are complete, which one the shell
+    /// and the editor use, the environment matrix.
+    pub python: PythonDerived,
 }
 
 /// How CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES narrow the GPUs a process sees.
@@ -83,7 +94,7 @@ pub struct ToolkitView {
 pub fn derive(facts: &Facts) -> Derived {
     let driver_version = driver_version(facts);
     let (driver_max_cuda, source) = max_cuda(facts, driver_version.as_deref());
-    Derived {
+    let mut derived = Derived {
         driver_branch: driver_version
             .as_deref()
             .and_then(Version::parse)
@@ -93,7 +104,18 @@ pub fn derive(facts: &Facts) -> Derived {
         driver_max_cuda_source: source.map(str::to_string),
         visibility: visibility(facts),
         toolkit_versions: toolkit_versions(facts),
-    }
+        python: PythonDerived::default(),
+    };
+    // The environments are judged against the driver values above.
+    let views = venv_views(facts, &derived);
+    derived.python = python_derived(facts, &views);
+    derived
+}
+
+/// The environment matrix of a set of facts: one row per Python environment (name, Python,
+/// torch build, whether CUDA is usable, llama-cpp-python's GPU backend, verdict).
+pub fn environment_matrix(facts: &Facts) -> Vec<MatrixRow> {
+    derive(facts).python.matrix
 }
 
 /// NVML's user-space version, else the kernel module's (the quick profile reads only /proc).

@@ -8,6 +8,7 @@
 
 pub mod derive;
 pub mod version;
+pub mod wheels;
 
 pub use version::Version;
 
@@ -16,6 +17,8 @@ use std::sync::OnceLock;
 
 const CUDA_DRIVER_TOML: &str = include_str!("../../rules/knowledge/cuda_driver.toml");
 const GPU_ARCH_TOML: &str = include_str!("../../rules/knowledge/gpu_arch.toml");
+const TORCH_TOML: &str = include_str!("../../rules/knowledge/torch.toml");
+const LLAMA_CPP_PYTHON_TOML: &str = include_str!("../../rules/knowledge/llama_cpp_python.toml");
 
 /// Which column of a driver table applies. Linux covers WSL2 as well: there the Linux CUDA
 /// libraries run on the Windows driver, whose version NVML reports in Linux form.
@@ -124,11 +127,13 @@ impl ArchInfo {
     }
 }
 
-/// Both tables, parsed.
+/// Every table, parsed.
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
     pub cuda_driver: CudaDriverTable,
     pub gpu_arch: GpuArchTable,
+    pub torch: wheels::TorchTable,
+    pub llama_cpp: wheels::LlamaTable,
 }
 
 /// Parse the embedded tables, saying which file is wrong and where.
@@ -137,9 +142,15 @@ pub fn parse_tables() -> Result<Tables, String> {
         .map_err(|e| format!("rules/knowledge/cuda_driver.toml: {e}"))?;
     let gpu_arch =
         toml::from_str(GPU_ARCH_TOML).map_err(|e| format!("rules/knowledge/gpu_arch.toml: {e}"))?;
+    let torch =
+        toml::from_str(TORCH_TOML).map_err(|e| format!("rules/knowledge/torch.toml: {e}"))?;
+    let llama_cpp = toml::from_str(LLAMA_CPP_PYTHON_TOML)
+        .map_err(|e| format!("rules/knowledge/llama_cpp_python.toml: {e}"))?;
     Ok(Tables {
         cuda_driver,
         gpu_arch,
+        torch,
+        llama_cpp,
     })
 }
 
@@ -293,6 +304,67 @@ mod tests {
                     .is_none_or(|v| Version::parse(v).is_some()),
                 "{what}: first_cuda"
             );
+        }
+    }
+
+    #[test]
+    fn every_wheel_row_parses_and_names_its_source() {
+        use wheels::Variant;
+        let t = parse_tables().expect("embedded tables parse");
+        assert!(t.torch.release.len() >= 14 && t.torch.arch_list.len() >= 10);
+        let is_minor = |v: &str| Version::parse(v).is_some_and(|v| v.parts().len() == 2);
+        for r in &t.torch.release {
+            let what = format!("torch release {}", r.series);
+            check_provenance(&what, &r.source, &r.reviewed);
+            assert!(is_minor(&r.series), "{what}: series");
+            assert!(is_minor(&r.python_min) && is_minor(&r.python_max), "{what}");
+            assert!(r.linux_python_max.as_deref().is_none_or(is_minor), "{what}");
+            assert!(!r.variants.is_empty(), "{what}");
+            for v in &r.variants {
+                assert!(Variant::parse(v).is_some(), "{what}: variant {v}");
+            }
+            // The PyPI Linux default is one of the published variants; Windows gets the CPU build.
+            assert!(r.variants.contains(&r.linux_default), "{what}");
+            assert_eq!(r.windows_default, "cpu", "{what}");
+        }
+        for r in &t.torch.arch_list {
+            let what = format!("torch arch_list {:?} {:?}", r.series, r.variants);
+            check_provenance(&what, &r.source, &r.reviewed);
+            for s in &r.series {
+                let release = wheels::torch_release(s).expect("series has a release row");
+                for v in &r.variants {
+                    assert!(release.variants.contains(v), "{what}: {s} has no {v}");
+                }
+            }
+            let all = r.linux.iter().chain(r.windows.iter().flatten());
+            for a in all {
+                assert!(
+                    a.starts_with("sm_") || a.starts_with("compute_"),
+                    "{what}: {a}"
+                );
+            }
+        }
+        assert!(t.llama_cpp.wheels.len() >= 9);
+        for r in &t.llama_cpp.wheels {
+            let what = format!("llama-cpp-python wheels {}", r.releases());
+            check_provenance(&what, &r.source, &r.reviewed);
+            assert!(
+                Version::parse(&r.first) <= Version::parse(&r.last)
+                    && Version::parse(&r.first).is_some(),
+                "{what}"
+            );
+            assert!(matches!(r.python.as_str(), "cp" | "py3"), "{what}");
+            assert_eq!(r.python == "cp", r.python_max.is_some(), "{what}");
+            for v in r.linux.iter().chain(&r.windows) {
+                assert!(Variant::parse(v).is_some(), "{what}: {v}");
+            }
+        }
+        // Rows never overlap.
+        let rows = &t.llama_cpp.wheels;
+        for (i, a) in rows.iter().enumerate() {
+            for b in &rows[i + 1..] {
+                assert!(!a.covers(&b.first) && !b.covers(&a.first), "{a:?} / {b:?}");
+            }
         }
     }
 

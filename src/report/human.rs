@@ -58,6 +58,13 @@ const SECTIONS: &[Section] = &[
         details: toolkit_details,
         present: |f| !f.toolkits.installs.is_empty(),
     },
+    Section {
+        category: "python",
+        probe: "python",
+        headline: python_line,
+        details: python_matrix,
+        present: |f| !f.python.environments.is_empty(),
+    },
 ];
 
 #[derive(Clone, Copy)]
@@ -123,7 +130,15 @@ pub fn render(input: &ReportInput) -> String {
         out.push_str(&line);
         out.push('\n');
         for detail in (section.details)(facts) {
-            let _ = writeln!(out, "    {} {detail}", glyphs.bullet);
+            // Table rows (the environment matrix) carry their own layout: no bullet.
+            match detail.strip_prefix(TABLE_ROW) {
+                Some(row) => {
+                    let _ = writeln!(out, "      {row}");
+                }
+                None => {
+                    let _ = writeln!(out, "    {} {detail}", glyphs.bullet);
+                }
+            }
         }
         for f in &findings {
             write_finding(&mut out, f, glyphs, powershell, input.verbose);
@@ -184,10 +199,8 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
         Severity::Info => g.bullet.to_string(),
     };
     let _ = writeln!(out, "    {mark} {}", f.title);
-    if !f.explain.is_empty() {
-        for line in f.explain.lines() {
-            let _ = writeln!(out, "      {line}");
-        }
+    for line in f.explain.lines().flat_map(|l| wrap(l, WRAP_WIDTH)) {
+        let _ = writeln!(out, "      {line}");
     }
     if verbose {
         for e in &f.evidence {
@@ -219,6 +232,31 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
     if let (true, Some(other)) = (verbose, other) {
         let _ = writeln!(out, "      ({other_name}: {other})");
     }
+}
+
+/// Marks a detail line as a row of a table, printed without a bullet.
+const TABLE_ROW: &str = "\u{0}table:";
+
+/// Explanations are wrapped to this many characters (after their 6-space indent).
+const WRAP_WIDTH: usize = 92;
+
+/// Split `text` into lines of at most `width` characters at spaces (a longer word stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 fn summary_line(input: &ReportInput, categories: usize, g: Glyphs) -> String {
@@ -481,4 +519,80 @@ fn toolkit_details(f: &Facts) -> Vec<String> {
             )
         })
         .collect()
+}
+
+// --- python -----------------------------------------------------------------------------------
+
+fn python_line(f: &Facts) -> String {
+    let rows = crate::knowledge::derive::environment_matrix(f);
+    if rows.is_empty() {
+        return "Python environments: none found in this project".to_string();
+    }
+    let ready = rows.iter().filter(|r| r.verdict == "ready").count();
+    let n = rows.len();
+    format!("Python environments: {n} found, {ready} ready for GPU work")
+}
+
+/// The environment matrix the seed's author had to assemble by hand: one row per environment.
+fn python_matrix(f: &Facts) -> Vec<String> {
+    let rows = crate::knowledge::derive::environment_matrix(f);
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let header = [
+        "environment",
+        "python",
+        "torch",
+        "torch on GPU",
+        "llama.cpp GPU",
+        "verdict",
+        "used by",
+    ];
+    let table: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.env.clone(),
+                r.python.clone(),
+                r.torch.clone(),
+                r.cuda_usable.clone(),
+                r.llama.clone(),
+                r.verdict.clone(),
+                if r.used_by.is_empty() {
+                    "—".to_string()
+                } else {
+                    r.used_by.join(", ")
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        format!("{TABLE_ROW}{}", padded.join("  ").trim_end())
+    };
+    let mut out = vec![line(&header.map(String::from))];
+    out.extend(table.iter().map(|r| line(r)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_spaces_and_keeps_long_words_whole() {
+        assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
+        assert_eq!(wrap("/a/very/long/path x", 5), ["/a/very/long/path", "x"]);
+        assert!(wrap("", 10).is_empty());
+    }
 }

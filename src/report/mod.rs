@@ -88,12 +88,20 @@ pub fn explain_rule(rule: &Rule) -> String {
     );
     out.push_str(&format!("When: {}\n\n", rule.when));
     out.push_str(rule.docs.trim());
-    out.push('\n');
-    if let Some(fix) = &rule.fix_bash {
-        out.push_str(&format!("\nFix (bash):       {fix}\n"));
-    }
-    if let Some(fix) = &rule.fix_powershell {
-        out.push_str(&format!("Fix (PowerShell): {fix}\n"));
+    out.push_str("\n\n");
+    // A rule may offer several commands: the first whose values are all known is shown.
+    for (shell, fixes) in [
+        ("bash", &rule.fix_bash_alternatives),
+        ("PowerShell", &rule.fix_powershell_alternatives),
+    ] {
+        for (i, fix) in fixes.iter().enumerate() {
+            let label = if i == 0 {
+                format!("Fix ({shell}):")
+            } else {
+                "  or else:".to_string()
+            };
+            out.push_str(&format!("{label:<18}{fix}\n"));
+        }
     }
     out
 }

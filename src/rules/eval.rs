@@ -8,7 +8,9 @@
 use super::template::Bindings;
 use super::{Category, ProbeView, Rule, RuleSet, Scope, Severity, HOST_VARIABLES};
 use crate::facts::Facts;
-use crate::knowledge::derive::{derive, gpu_views, toolkit_views, Derived, GpuView, ToolkitView};
+use crate::knowledge::derive::{
+    derive, gpu_views, toolkit_views, venv_views, Derived, GpuView, ToolkitView, VenvView,
+};
 use crate::shell::{quote_bash, quote_powershell};
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -24,12 +26,13 @@ pub struct Finding {
     /// The rule's id (or [`EVALUATION_FAILED`]).
     pub rule: String,
     pub severity: Severity,
-    /// The report section: host, driver, gpu, cuda, toolkit or probe.
+    /// The report section: host, driver, gpu, cuda, toolkit, python or probe.
     pub category: String,
-    /// The rule's scope: host, gpu, toolkit, probe or cuda_device.
+    /// The rule's scope: host, gpu, toolkit, probe, cuda_device or venv.
     pub scope: String,
     /// The item a scoped rule found something about: "GPU 0 (NVIDIA H100 80GB HBM3)",
-    /// "toolkit /usr/local/cuda-12.4", "probe cuda", "CUDA device 0 (NVIDIA H100 80GB HBM3)".
+    /// "toolkit /usr/local/cuda-12.4", "probe cuda", "CUDA device 0 (NVIDIA H100 80GB HBM3)",
+    /// "environment .venv (Python 3.13)".
     pub subject: Option<String>,
     pub title: String,
     pub explain: String,
@@ -68,6 +71,7 @@ impl HostValues {
                     "cuda" => serde_json::to_value(&facts.cuda),
                     "toolkits" => serde_json::to_value(&facts.toolkits),
                     "probes" => serde_json::to_value(&facts.probes),
+                    "python" => serde_json::to_value(&facts.python),
                     _ => serde_json::to_value(derived),
                 };
                 (name, value.unwrap_or(Json::Null))
@@ -103,6 +107,7 @@ pub(crate) struct Inputs {
     pub derived: Derived,
     pub gpus: Vec<GpuView>,
     pub toolkits: Vec<ToolkitView>,
+    pub venvs: Vec<VenvView>,
 }
 
 impl Inputs {
@@ -110,11 +115,21 @@ impl Inputs {
         let derived = derive(facts);
         let gpus = gpu_views(facts, &derived);
         let toolkits = toolkit_views(facts, &derived);
+        let venvs = venv_views(facts, &derived);
         Inputs {
             derived,
             gpus,
             toolkits,
+            venvs,
         }
+    }
+}
+
+/// "environment .venv (Python 3.13)".
+fn venv_subject(v: &VenvView) -> String {
+    match &v.python_minor {
+        Some(py) => format!("environment {} (Python {py})", v.env.name),
+        None => format!("environment {}", v.env.name),
     }
 }
 
@@ -167,6 +182,16 @@ fn items(scope: Scope, facts: &Facts, inputs: &Inputs) -> Vec<Item> {
             .map(|d| {
                 let subject = format!("CUDA device {} ({})", d.ordinal, d.name);
                 item(subject, serde_json::to_value(d).unwrap_or(Json::Null))
+            })
+            .collect(),
+        Scope::Venv => inputs
+            .venvs
+            .iter()
+            .map(|v| {
+                item(
+                    venv_subject(v),
+                    serde_json::to_value(v).unwrap_or(Json::Null),
+                )
             })
             .collect(),
     }
@@ -256,15 +281,16 @@ fn check(
 /// The finding of a rule that holds, its templates rendered with `vars`.
 fn finding(rule: &Rule, vars: &Bindings, subject: Option<&str>) -> Finding {
     let c = &rule.compiled;
+    // The first alternative whose values are all known is the fix.
     let fix = Fix {
         bash: c
             .fix_bash
-            .as_ref()
-            .and_then(|t| t.render_fix(vars, quote_bash)),
+            .iter()
+            .find_map(|t| t.render_fix(vars, quote_bash)),
         powershell: c
             .fix_powershell
-            .as_ref()
-            .and_then(|t| t.render_fix(vars, quote_powershell)),
+            .iter()
+            .find_map(|t| t.render_fix(vars, quote_powershell)),
     };
     let has_fix = fix.bash.is_some() || fix.powershell.is_some();
     Finding {

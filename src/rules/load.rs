@@ -7,8 +7,9 @@ use super::diag::{did_you_mean, Diagnostic, LoadError, SourceFile, StringMap};
 use super::paths::{comprehension_variables, tokenize, top_level_paths, Segment, TypeSchema};
 use super::template::Template;
 use super::{Category, ProbeView, Rule, Scope, Severity};
+use crate::facts::python::PythonFacts;
 use crate::facts::{CudaDevice, CudaFacts, DriverFacts, HostFacts, ProbeOutcome, ToolkitFacts};
-use crate::knowledge::derive::{Derived, GpuView, ToolkitView};
+use crate::knowledge::derive::{Derived, GpuView, ToolkitView, VenvView};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -22,8 +23,9 @@ pub(crate) struct Compiled {
     pub title: Template,
     pub explain: Template,
     pub evidence: Vec<Template>,
-    pub fix_bash: Option<Template>,
-    pub fix_powershell: Option<Template>,
+    /// Alternatives, in order: the first whose values are all known is the fix.
+    pub fix_bash: Vec<Template>,
+    pub fix_powershell: Vec<Template>,
 }
 
 /// The id of the finding made when a rule fails at run time; no rule may take it.
@@ -53,6 +55,8 @@ fn schema(variable: &str) -> Option<&'static TypeSchema> {
                 TypeSchema::new(schema_for!(BTreeMap<String, ProbeOutcome>)),
             ),
             ("derived", TypeSchema::new(schema_for!(Derived))),
+            ("python", TypeSchema::new(schema_for!(PythonFacts))),
+            ("venv", TypeSchema::new(schema_for!(VenvView))),
             ("gpu", TypeSchema::new(schema_for!(GpuView))),
             ("toolkit", TypeSchema::new(schema_for!(ToolkitView))),
             ("probe", TypeSchema::new(schema_for!(ProbeView))),
@@ -139,8 +143,8 @@ struct Body {
     explain: Option<Checked>,
     evidence: Vec<Checked>,
     docs: Option<Str>,
-    fix_bash: Option<Checked>,
-    fix_powershell: Option<Checked>,
+    fix_bash: Vec<Checked>,
+    fix_powershell: Vec<Checked>,
     fix_none: Option<Str>,
 }
 
@@ -348,8 +352,11 @@ impl<'a> Loader<'a> {
             .collect();
         let docs = self.optional_string(entries, "docs");
         let (bash, powershell, fix_none) = self.fix(entries);
-        let fix_bash = bash.map(|f| self.checked(f, scope));
-        let fix_powershell = powershell.map(|f| self.checked(f, scope));
+        let fix_bash = bash.into_iter().map(|f| self.checked(f, scope)).collect();
+        let fix_powershell = powershell
+            .into_iter()
+            .map(|f| self.checked(f, scope))
+            .collect();
         Body {
             when,
             program,
@@ -375,9 +382,17 @@ impl<'a> Loader<'a> {
     /// Put together a rule whose parts all loaded; `None` if one is missing.
     fn assemble(&self, head: Header, body: Body) -> Option<Rule> {
         let (title, explain) = (body.title?, body.explain?);
-        let split = |c: Option<Checked>| c.map_or((None, None), |c| (Some(c.text), c.template));
-        let (fix_bash, fix_bash_t) = split(body.fix_bash);
-        let (fix_powershell, fix_powershell_t) = split(body.fix_powershell);
+        let split = |alternatives: Vec<Checked>| -> Option<(Vec<String>, Vec<Template>)> {
+            let mut texts = Vec::new();
+            let mut templates = Vec::new();
+            for c in alternatives {
+                templates.push(c.template?);
+                texts.push(c.text);
+            }
+            Some((texts, templates))
+        };
+        let (fix_bash, fix_bash_t) = split(body.fix_bash)?;
+        let (fix_powershell, fix_powershell_t) = split(body.fix_powershell)?;
         let mut evidence = Vec::new();
         let mut evidence_t = Vec::new();
         for e in body.evidence {
@@ -405,8 +420,10 @@ impl<'a> Loader<'a> {
             explain: explain.text,
             evidence,
             docs: body.docs.map(|d| d.value).unwrap_or_default(),
-            fix_bash,
-            fix_powershell,
+            fix_bash: fix_bash.first().cloned(),
+            fix_powershell: fix_powershell.first().cloned(),
+            fix_bash_alternatives: fix_bash,
+            fix_powershell_alternatives: fix_powershell,
             fix_none: body.fix_none.map(|f| f.value),
             source: self.file.name.to_string(),
             line,
@@ -506,16 +523,43 @@ impl<'a> Loader<'a> {
         out
     }
 
-    /// The `fix` table: `bash`, `powershell`, `none`.
-    fn fix(&mut self, entries: &[Entry]) -> (Option<Str>, Option<Str>, Option<Str>) {
+    /// `fix.bash` or `fix.powershell`: one command, or a list of alternatives.
+    fn commands(&mut self, entries: &[Entry], key: &str) -> Vec<Str> {
+        let Some((_, value)) = find(entries, key) else {
+            return Vec::new();
+        };
+        match value.get_ref() {
+            DeValue::String(_) => self.optional_string(entries, key).into_iter().collect(),
+            DeValue::Array(items) if items.is_empty() => {
+                let msg = format!(
+                    "`fix.{key}` is an empty list; give a command, or a list of alternative commands"
+                );
+                self.error(value.span().start, msg);
+                Vec::new()
+            }
+            DeValue::Array(_) => self.string_list(entries, key),
+            other => {
+                let msg = format!(
+                    "`fix.{key}` must be a string or an array of strings (alternatives), found {}",
+                    other.type_str()
+                );
+                self.error(value.span().start, msg);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The `fix` table: `bash`, `powershell` (each one command or a list of alternatives),
+    /// `none`.
+    fn fix(&mut self, entries: &[Entry]) -> (Vec<Str>, Vec<Str>, Option<Str>) {
         let Some((_, value)) = find(entries, "fix") else {
-            return (None, None, None);
+            return (Vec::new(), Vec::new(), None);
         };
         let DeValue::Table(table) = value.get_ref() else {
             let msg =
                 "`fix` must be a table: write `fix.bash = \"...\"` and `fix.powershell = \"...\"`";
             self.error(value.span().start, msg);
-            return (None, None, None);
+            return (Vec::new(), Vec::new(), None);
         };
         let fix_entries: Vec<Entry> = table.iter().collect();
         for (key, _) in &fix_entries {
@@ -528,11 +572,11 @@ impl<'a> Loader<'a> {
                 self.error(key.span().start, msg);
             }
         }
-        let bash = self.optional_string(&fix_entries, "bash");
-        let powershell = self.optional_string(&fix_entries, "powershell");
+        let bash = self.commands(&fix_entries, "bash");
+        let powershell = self.commands(&fix_entries, "powershell");
         let none = self.optional_string(&fix_entries, "none");
         if let Some(n) = &none {
-            if bash.is_some() || powershell.is_some() {
+            if !bash.is_empty() || !powershell.is_empty() {
                 self.error(
                     n.span.start,
                     "`fix.none` says there is no fix command, but the rule has one",

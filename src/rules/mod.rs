@@ -65,16 +65,18 @@ pub enum Category {
     Gpu,
     Cuda,
     Toolkit,
+    Python,
     Probe,
 }
 
 impl Category {
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 7] = [
         Category::Host,
         Category::Driver,
         Category::Gpu,
         Category::Cuda,
         Category::Toolkit,
+        Category::Python,
         Category::Probe,
     ];
 
@@ -85,6 +87,7 @@ impl Category {
             Category::Gpu => "gpu",
             Category::Cuda => "cuda",
             Category::Toolkit => "toolkit",
+            Category::Python => "python",
             Category::Probe => "probe",
         }
     }
@@ -105,7 +108,7 @@ impl fmt::Display for Category {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
-    /// Once. Variables: `host`, `driver`, `cuda`, `toolkits`, `probes`, `derived`.
+    /// Once. Variables: `host`, `driver`, `cuda`, `toolkits`, `probes`, `derived`, `python`.
     Host,
     /// Once per GPU NVML sees, bound as `gpu` (crate::knowledge::derive::GpuView).
     Gpu,
@@ -116,15 +119,19 @@ pub enum Scope {
     /// Once per device the CUDA driver API enumerated, bound as `cuda_device`
     /// (crate::facts::CudaDevice).
     CudaDevice,
+    /// Once per Python environment found, bound as `venv`
+    /// (crate::knowledge::derive::VenvView).
+    Venv,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Host,
         Scope::Gpu,
         Scope::Toolkit,
         Scope::Probe,
         Scope::CudaDevice,
+        Scope::Venv,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +141,7 @@ impl Scope {
             Scope::Toolkit => "toolkit",
             Scope::Probe => "probe",
             Scope::CudaDevice => "cuda_device",
+            Scope::Venv => "venv",
         }
     }
 
@@ -164,7 +172,9 @@ impl fmt::Display for Scope {
 }
 
 /// Variables bound in every scope.
-pub const HOST_VARIABLES: [&str; 6] = ["host", "driver", "cuda", "toolkits", "probes", "derived"];
+pub const HOST_VARIABLES: [&str; 7] = [
+    "host", "driver", "cuda", "toolkits", "probes", "derived", "python",
+];
 
 /// The value bound as `probe` in rules of scope "probe": one entry of `Facts.probes`.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -196,8 +206,13 @@ pub struct Rule {
     pub evidence: Vec<String>,
     /// Longer Markdown: why it matters, when it fires, how to fix. Not templated.
     pub docs: String,
+    /// The bash fix as written: the first of `fix_bash_alternatives`.
     pub fix_bash: Option<String>,
     pub fix_powershell: Option<String>,
+    /// Every alternative of `fix.bash` (a string, or a list of commands of which the first
+    /// whose values are all known on the machine is shown). Empty when there is none.
+    pub fix_bash_alternatives: Vec<String>,
+    pub fix_powershell_alternatives: Vec<String>,
     /// Why there is no fix command, for rules that have none.
     pub fix_none: Option<String>,
     /// The file the rule came from (`rules/core.toml` for built-in rules).
@@ -208,7 +223,10 @@ pub struct Rule {
 }
 
 /// The built-in rule packs: file name and contents, embedded at compile time.
-pub const BUILTIN: &[(&str, &str)] = &[("rules/core.toml", include_str!("../../rules/core.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("rules/core.toml", include_str!("../../rules/core.toml")),
+    ("rules/python.toml", include_str!("../../rules/python.toml")),
+];
 
 /// A set of loaded rules: the built-in packs plus any user files, in load order.
 pub struct RuleSet {

@@ -73,17 +73,42 @@ fn section(out: &mut String, r: &Rule) {
     } else {
         let _ = writeln!(out, "{docs}");
     }
-    if let Some(fix) = &r.fix_bash {
-        let _ = write!(out, "\n**Fix (bash):**\n\n```bash\n{}\n```\n", fix.trim());
-    }
-    if let Some(fix) = &r.fix_powershell {
-        let _ = write!(
-            out,
-            "\n**Fix (PowerShell):**\n\n```powershell\n{}\n```\n",
-            fix.trim()
-        );
-    }
+    fixes(out, "bash", "bash", &r.fix_bash_alternatives);
+    fixes(
+        out,
+        "PowerShell",
+        "powershell",
+        &r.fix_powershell_alternatives,
+    );
     if let Some(reason) = &r.fix_none {
         let _ = write!(out, "\n**No fix command:** {}\n", reason.trim());
+    }
+}
+
+/// A fix's code block; alternatives get one block each, in the order they are tried.
+fn fixes(out: &mut String, shell: &str, lang: &str, alternatives: &[String]) {
+    match alternatives {
+        [] => {}
+        [one] => {
+            let _ = write!(
+                out,
+                "\n**Fix ({shell}):**\n\n```{lang}\n{}\n```\n",
+                one.trim()
+            );
+        }
+        many => {
+            let _ = write!(
+                out,
+                "\n**Fix ({shell}):** the first of these whose values are known on the machine:\n"
+            );
+            for (i, fix) in many.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "\n*Alternative {}:*\n\n```{lang}\n{}\n```\n",
+                    i + 1,
+                    fix.trim()
+                );
+            }
+        }
     }
 }

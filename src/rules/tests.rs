@@ -4,11 +4,17 @@
 
 use super::eval::{evaluate_with, Inputs};
 use super::*;
+use crate::facts::python::{
+    LiveLlama, LiveProbe, LiveTorch, LiveTorchDevice, LlamaCppFacts, PythonEnv, PyvenvCfg,
+    TorchFacts,
+};
 use crate::facts::{
     CudaDevice, Ecc, Facts, Gpu, GpuMemory, GpuProcess, KernelCheck, PciGpu, ProbeOutcome,
     ProbeStatus, Toolkit,
 };
-use crate::knowledge::derive::{Derived, GpuView, ToolkitView, Visibility};
+use crate::knowledge::derive::{
+    python_derived, venv_views, Derived, GpuView, ToolkitView, Visibility,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Load errors
@@ -80,7 +86,7 @@ fn bad_values_list_the_allowed_ones() {
     let err = load_err(&rule_with("\"true\"", "").replace("\"host\"", "\"network\""));
     assert!(err.contains("unknown category \"network\""), "{err}");
     assert!(
-        err.contains("expected one of: host, driver, gpu, cuda, toolkit, probe"),
+        err.contains("expected one of: host, driver, gpu, cuda, toolkit, python, probe"),
         "{err}"
     );
 }
@@ -310,10 +316,112 @@ fn h100(index: u32) -> Gpu {
     }
 }
 
-/// A Linux machine with one H100, driver 580 and CUDA 13.0, where nothing is wrong.
+/// A project environment where torch 2.11.0+cu130 and a CUDA llama-cpp-python 0.3.30 both
+/// work on the H100, as the live probe saw them.
+fn healthy_env(name: &str) -> PythonEnv {
+    let path = format!("/srv/proj/{name}");
+    let site = format!("{path}/lib/python3.12/site-packages");
+    let libs = [
+        "libggml-base.so",
+        "libggml-cpu.so",
+        "libggml-cuda.so",
+        "libggml.so",
+        "libllama.so",
+    ];
+    PythonEnv {
+        name: name.into(),
+        canonical_path: Some(path.clone()),
+        exists: true,
+        kind: "venv".into(),
+        layout: "posix".into(),
+        found_by: vec!["project".into()],
+        inside_project: true,
+        python: format!("{path}/bin/python"),
+        python_exists: true,
+        python_version: Some("3.12.3".into()),
+        python_version_source: Some("pyvenv.cfg".into()),
+        pyvenv_cfg: Some(PyvenvCfg {
+            home: Some("/usr/bin".into()),
+            version: Some("3.12.3".into()),
+            ..PyvenvCfg::default()
+        }),
+        base_python: Some("/usr/bin/python3".into()),
+        base_python_exists: Some(true),
+        site_packages: Some(site.clone()),
+        site_packages_exists: true,
+        torch: TorchFacts {
+            installed: true,
+            version: Some("2.11.0+cu130".into()),
+            dist_version: Some("2.11.0".into()),
+            local_tag: Some("cu130".into()),
+            cuda: Some("13.0".into()),
+            cuda_version: Some("13.0".into()),
+            cuda_major: Some(13),
+            cuda_build: true,
+            cuda_library: true,
+            version_file: Some(format!("{site}/torch/version.py")),
+            ..TorchFacts::default()
+        },
+        llama_cpp: LlamaCppFacts {
+            installed: true,
+            version: Some("0.3.30".into()),
+            lib_dir: Some(format!("{site}/llama_cpp/lib")),
+            lib_files: libs.iter().map(|l| l.to_string()).collect(),
+            backends: vec!["cpu".into(), "cuda".into()],
+            gpu_backends: vec!["cuda".into()],
+            cuda_backend: true,
+            cuda_library: Some("libggml-cuda.so".into()),
+            cuda_needed: vec![
+                "libcudart.so.13".into(),
+                "libcublas.so.13".into(),
+                "libcuda.so.1".into(),
+            ],
+            cuda_runtime_major: Some(13),
+            ..LlamaCppFacts::default()
+        },
+        live: Some(LiveProbe {
+            status: "ok".into(),
+            python_version: Some("3.12.3".into()),
+            torch: LiveTorch {
+                attempted: true,
+                import_ok: true,
+                version: Some("2.11.0+cu130".into()),
+                cuda: Some("13.0".into()),
+                cuda_available: Some(true),
+                device_count: 1,
+                devices: vec![LiveTorchDevice {
+                    index: 0,
+                    name: "NVIDIA H100 80GB HBM3".into(),
+                    capability: "9.0".into(),
+                    tensor_ok: true,
+                    tensor_error: None,
+                }],
+                arch_list: ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+                ..LiveTorch::default()
+            },
+            llama_cpp: LiveLlama {
+                attempted: true,
+                import_ok: true,
+                version: Some("0.3.30".into()),
+                supports_gpu_offload: Some(true),
+                backends: vec!["CUDA".into(), "CPU".into()],
+                ..LiveLlama::default()
+            },
+            ..LiveProbe::default()
+        }),
+        path,
+        ..PythonEnv::default()
+    }
+}
+
+/// A Linux machine with one H100, driver 580 and CUDA 13.0, where nothing is wrong, and a
+/// project whose active environment runs torch and llama-cpp-python on the GPU.
 fn healthy() -> Facts {
     let mut f = Facts::empty("full");
-    for name in ["host", "driver", "cuda", "toolkits"] {
+    for name in ["host", "driver", "cuda", "toolkits", "python"] {
         f.probes.insert(name.into(), probe(ProbeStatus::Ok));
     }
     f.host.os = "linux".into();
@@ -369,17 +477,41 @@ fn healthy() -> Facts {
     f.toolkits.path_root = Some("/usr/local/cuda-13.0".into());
     f.toolkits.path_nvcc = Some("/usr/local/cuda-13.0/bin/nvcc".into());
     f.toolkits.path_version = Some("13.0".into());
+    f.toolkits.installs[0].nvcc = Some("/usr/local/cuda-13.0/bin/nvcc".into());
+    let lib = "/usr/local/cuda-13.0/targets/x86_64-linux/lib";
+    f.toolkits.loader.resolved = [
+        (
+            "libcudart.so.13".to_string(),
+            format!("{lib}/libcudart.so.13"),
+        ),
+        (
+            "libcublas.so.13".to_string(),
+            format!("{lib}/libcublas.so.13"),
+        ),
+    ]
+    .into();
+    f.toolkits.loader.missing = ["libcudart.so.12", "libcudart.so.11.0", "libcublas.so.12"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut env = healthy_env(".venv");
+    env.active = true;
+    f.python.project_dir = Some("/srv/proj".into());
+    f.python.active = Some(".venv".into());
+    f.python.environments = vec![env];
     f
 }
 
 /// Derived values and views as the knowledge module would compute them for a healthy machine,
-/// built by hand so that these tests check the rules, not the knowledge tables.
+/// built by hand so that these tests check the rules, not the knowledge tables. The Python
+/// environment views are computed from the facts and these values (they are what the Python
+/// rules compare), before a case's input edit changes anything.
 fn inputs_for(facts: &Facts) -> Inputs {
     let n = facts.driver.gpus.len() as u32;
-    let derived = Derived {
+    let mut derived = Derived {
         driver_version: facts.driver.version.clone(),
         driver_branch: Some(580),
-        driver_max_cuda: Some("13.0".into()),
+        driver_max_cuda: facts.driver.cuda_version.clone(),
         driver_max_cuda_source: Some("nvml".into()),
         visibility: Visibility {
             physical_gpus: n,
@@ -387,7 +519,10 @@ fn inputs_for(facts: &Facts) -> Inputs {
             ..Visibility::default()
         },
         toolkit_versions: vec!["13.0".into()],
+        python: Default::default(),
     };
+    let venvs = venv_views(facts, &derived);
+    derived.python = python_derived(facts, &venvs);
     let gpus = facts
         .driver
         .gpus
@@ -416,6 +551,7 @@ fn inputs_for(facts: &Facts) -> Inputs {
         derived,
         gpus,
         toolkits,
+        venvs,
     }
 }
 
@@ -448,7 +584,7 @@ fn cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
         };
         f.probes.insert("driver".into(), probe(ProbeStatus::Absent));
     }
-    vec![
+    let mut cases: Vec<(&'static str, FactsEdit, InputsEdit)> = vec![
         (
             "macos-has-no-cuda",
             |f| f.host.os = "macos".into(),
@@ -744,7 +880,230 @@ fn cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
             },
             no_input_change,
         ),
+    ];
+    cases.extend(python_cases());
+    cases
+}
+
+/// The environment of the healthy machine, to break.
+fn env0(f: &mut Facts) -> &mut PythonEnv {
+    &mut f.python.environments[0]
+}
+
+fn live0(f: &mut Facts) -> &mut LiveProbe {
+    env0(f)
+        .live
+        .as_mut()
+        .expect("the healthy environment has live facts")
+}
+
+/// torch 2.5.1+cpu, as `pip install torch` gives on Windows (and the cpu index everywhere).
+fn cpu_torch(f: &mut Facts) {
+    env0(f).torch = TorchFacts {
+        installed: true,
+        version: Some("2.5.1+cpu".into()),
+        dist_version: Some("2.5.1+cpu".into()),
+        local_tag: Some("cpu".into()),
+        ..TorchFacts::default()
+    };
+    let t = &mut live0(f).torch;
+    t.version = Some("2.5.1+cpu".into());
+    t.cuda = None;
+    t.cuda_available = Some(false);
+    t.device_count = 0;
+    t.devices.clear();
+    t.arch_list.clear();
+}
+
+/// llama-cpp-python built from the PyPI sdist without CMAKE_ARGS.
+fn cpu_llama(f: &mut Facts, version: &str) {
+    let l = &mut env0(f).llama_cpp;
+    l.version = Some(version.into());
+    l.lib_files.retain(|x| !x.contains("cuda"));
+    l.backends = vec!["cpu".into()];
+    l.gpu_backends.clear();
+    l.cuda_backend = false;
+    l.cuda_library = None;
+    l.cuda_needed.clear();
+    l.cuda_runtime_major = None;
+    let live = &mut live0(f).llama_cpp;
+    live.version = Some(version.into());
+    live.supports_gpu_offload = Some(false);
+    live.backends = vec!["CPU".into()];
+}
+
+/// Python rules: how to break the healthy project so that each fires.
+fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
+    vec![
+        ("torch-cpu-build", cpu_torch, no_input_change),
+        (
+            "torch-cuda-too-new-for-driver",
+            |f| {
+                f.driver.version = Some("535.104.05".into());
+                f.driver.cuda_version = Some("12.2".into());
+                let t = &mut live0(f).torch;
+                t.cuda_available = Some(false);
+                t.cuda_error = Some(
+                    "The NVIDIA driver on your system is too old (found version 12020)".into(),
+                );
+            },
+            no_input_change,
+        ),
+        (
+            "torch-arch-missing",
+            |f| {
+                // torch 2.0.1+cu117 on Python 3.10: sm_86 cubins do not run on Hopper.
+                let e = env0(f);
+                e.python_version = Some("3.10.12".into());
+                e.torch.version = Some("2.0.1+cu117".into());
+                e.torch.local_tag = Some("cu117".into());
+                e.torch.cuda = Some("11.7".into());
+                e.torch.cuda_version = Some("11.7".into());
+                e.torch.cuda_major = Some(11);
+                let live = live0(f);
+                live.python_version = Some("3.10.12".into());
+                let t = &mut live.torch;
+                t.version = Some("2.0.1+cu117".into());
+                t.cuda = Some("11.7".into());
+                t.arch_list = [
+                    "sm_37", "sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86",
+                ]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+                t.devices[0].tensor_ok = false;
+                t.devices[0].tensor_error = Some(
+                    "CUDA error: no kernel image is available for execution on the device".into(),
+                );
+            },
+            no_input_change,
+        ),
+        (
+            "torch-import-fails",
+            |f| {
+                let t = &mut live0(f).torch;
+                t.import_ok = false;
+                t.import_error = Some(
+                    "OSError: libcudnn.so.9: cannot open shared object file: No such file or directory"
+                        .into(),
+                );
+                t.cuda_available = None;
+                t.devices.clear();
+                t.arch_list.clear();
+            },
+            no_input_change,
+        ),
+        (
+            "torch-cuda-unavailable",
+            |f| {
+                let t = &mut live0(f).torch;
+                t.cuda_available = Some(false);
+                t.cuda_error = Some("CUDA initialization: CUDA unknown error - this may be due to an incorrectly set up environment".into());
+                t.device_count = 0;
+                t.devices.clear();
+                t.arch_list.clear();
+            },
+            no_input_change,
+        ),
+        (
+            "llama-cpp-cpu-build",
+            |f| cpu_llama(f, "0.3.30"),
+            no_input_change,
+        ),
+        (
+            "llama-cpp-cuda-backend-fails",
+            |f| {
+                let l = &mut env0(f).llama_cpp;
+                l.cuda_needed = vec!["libcudart.so.12".into(), "libcublas.so.12".into()];
+                l.cuda_runtime_major = Some(12);
+                let live = &mut live0(f).llama_cpp;
+                live.import_ok = false;
+                live.import_error = Some("RuntimeError: Failed to load shared library '/srv/proj/.venv/lib/python3.12/site-packages/llama_cpp/lib/libllama.so': libcudart.so.12: cannot open shared object file: No such file or directory".into());
+                live.supports_gpu_offload = None;
+                live.backends.clear();
+            },
+            no_input_change,
+        ),
+        (
+            "python-env-in-use-not-gpu-ready",
+            |f| {
+                // The shell activated an empty environment; .venv is complete.
+                env0(f).active = false;
+                let mut empty = healthy_env(".venv-new");
+                empty.torch = TorchFacts::default();
+                empty.llama_cpp = LlamaCppFacts::default();
+                empty.live = None;
+                empty.active = true;
+                f.python.environments.push(empty);
+                f.python.active = Some(".venv-new".into());
+            },
+            no_input_change,
+        ),
+        (
+            "python-envs-none-complete",
+            |f| {
+                // torch works in one environment, llama-cpp-python in another.
+                let mut llama_only = healthy_env(".venv-llama");
+                llama_only.torch = TorchFacts::default();
+                if let Some(l) = llama_only.live.as_mut() {
+                    l.torch = LiveTorch::default();
+                }
+                env0(f).llama_cpp = LlamaCppFacts::default();
+                live0(f).llama_cpp = LiveLlama::default();
+                f.python.environments.push(llama_only);
+            },
+            no_input_change,
+        ),
+        (
+            "python-no-cuda-wheels",
+            |f| {
+                // Python 3.13 with llama-cpp-python 0.3.16: CUDA wheels for 3.9-3.12 only.
+                cpu_llama(f, "0.3.16");
+                env0(f).python_version = Some("3.13.1".into());
+                live0(f).python_version = Some("3.13.1".into());
+            },
+            no_input_change,
+        ),
+        (
+            "venv-base-interpreter-missing",
+            |f| {
+                let e = env0(f);
+                e.base_python = Some("/usr/local/bin/python3.12".into());
+                e.base_python_exists = Some(false);
+                e.live = None; // its interpreter cannot start
+            },
+            no_input_change,
+        ),
+        (
+            "torch-toolkit-major-mismatch",
+            |f| {
+                f.host.env.cuda_home = Some("/usr/local/cuda-12.4".into());
+                f.toolkits.cuda_home_version = Some("12.4".into());
+            },
+            no_input_change,
+        ),
+        (
+            "ggml-cuda-build-options-at-runtime",
+            |f| {
+                f.host
+                    .env
+                    .other
+                    .insert("GGML_CUDA_FORCE_MMQ".into(), "1".into());
+            },
+            no_input_change,
+        ),
     ]
+}
+
+/// Rules that rightly fire together with a case's rule: the same broken fact is a problem for
+/// both (a driver too old for the toolkit is too old for the environment's torch as well).
+fn companions(id: &str) -> &'static [&'static str] {
+    match id {
+        "driver-too-old-for-toolkit" => &["torch-cuda-too-new-for-driver"],
+        "toolkit-selectors-disagree" => &["torch-toolkit-major-mismatch"],
+        "python-no-cuda-wheels" => &["llama-cpp-cpu-build"],
+        _ => &[],
+    }
 }
 
 /// Run one case: the findings of the broken machine.
@@ -791,9 +1150,12 @@ fn every_builtin_rule_fires_alone_on_its_case() {
         let others: Vec<&str> = findings
             .iter()
             .map(|f| f.rule.as_str())
-            .filter(|r| *r != id)
+            .filter(|r| *r != id && !companions(id).contains(r))
             .collect();
         assert!(others.is_empty(), "{id} also fired {others:?}");
+        for companion in companions(id) {
+            only(&findings, companion);
+        }
     }
 }
 
@@ -1083,7 +1445,11 @@ fn every_builtin_rule_is_documented_and_has_a_fix_or_says_why_not() {
             rule.docs.trim().len() > 80,
             "{id}: docs are missing or too short"
         );
-        assert!(rule.source == "rules/core.toml", "{id}: {}", rule.source);
+        assert!(
+            BUILTIN.iter().any(|(name, _)| *name == rule.source),
+            "{id}: {}",
+            rule.source
+        );
         let has_fix = rule.fix_bash.is_some() || rule.fix_powershell.is_some();
         assert!(
             has_fix || rule.fix_none.as_deref().is_some_and(|r| !r.trim().is_empty()),
@@ -1141,4 +1507,256 @@ fn the_reference_has_a_section_per_rule() {
         assert!(doc.contains(&format!("\n### {}\n", rule.id)), "{}", rule.id);
     }
     assert!(doc.contains("```bash\nsudo nvidia-smi -i {gpu.index} -c DEFAULT\n```"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python rules
+
+#[test]
+fn venv_findings_name_the_environment_and_bind_its_own_interpreter() {
+    let findings = case("torch-cpu-build");
+    let f = only(&findings, "torch-cpu-build");
+    assert_eq!(f.scope, "venv");
+    assert_eq!(f.category, "python");
+    assert_eq!(
+        f.subject.as_deref(),
+        Some("environment .venv (Python 3.12)")
+    );
+    assert_eq!(
+        f.title,
+        "PyTorch 2.5.1+cpu in .venv is a CPU build: it cannot use the NVIDIA GPU"
+    );
+    let fix = f.fix.as_ref().unwrap();
+    // The driver runs CUDA 13, torch 2.5 has cu118, cu121 and cu124: cu124.
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("/srv/proj/.venv/bin/python -m pip install --force-reinstall torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124")
+    );
+    assert_eq!(
+        fix.powershell.as_deref(),
+        Some("& '/srv/proj/.venv/bin/python' -m pip install --force-reinstall 'torch==2.5.1' --index-url 'https://download.pytorch.org/whl/cu124'")
+    );
+}
+
+#[test]
+fn interpreter_paths_are_quoted_for_each_shell() {
+    let mut facts = healthy();
+    cpu_torch(&mut facts);
+    let e = env0(&mut facts);
+    e.path = r"C:\Users\Dev O'Neil\my proj\.venv".into();
+    e.python = r"C:\Users\Dev O'Neil\my proj\.venv\Scripts\python.exe".into();
+    e.layout = "windows".into();
+    let findings = run(&facts, &inputs_for(&facts));
+    let fix = only(&findings, "torch-cpu-build").fix.clone().unwrap();
+    assert!(
+        fix.powershell.as_deref().unwrap().starts_with(
+            r"& 'C:\Users\Dev O''Neil\my proj\.venv\Scripts\python.exe' -m pip install"
+        ),
+        "{fix:?}"
+    );
+    assert!(
+        fix.bash.as_deref().unwrap().starts_with(
+            r"'C:\Users\Dev O'\''Neil\my proj\.venv\Scripts\python.exe' -m pip install"
+        ),
+        "{fix:?}"
+    );
+}
+
+#[test]
+fn llama_fixes_pick_the_wheel_or_the_source_build() {
+    // 0.3.30 on Linux with a CUDA 13 driver: the cu132 wheel of the same release.
+    let findings = case("llama-cpp-cpu-build");
+    let f = only(&findings, "llama-cpp-cpu-build");
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("/srv/proj/.venv/bin/python -m pip install --force-reinstall --no-cache-dir --only-binary=llama-cpp-python llama-cpp-python==0.3.30 --extra-index-url https://abetlen.github.io/llama-cpp-python/whl/cu132")
+    );
+    assert!(f.explain.ends_with("own interpreter."), "{}", f.explain);
+    // Python 3.7: no wheel fits, so the second alternative, the CUDA source build.
+    let mut facts = healthy();
+    cpu_llama(&mut facts, "0.3.30");
+    env0(&mut facts).python_version = Some("3.7.17".into());
+    live0(&mut facts).python_version = Some("3.7.17".into());
+    let findings = run(&facts, &inputs_for(&facts));
+    let fix = only(&findings, "llama-cpp-cpu-build").fix.clone().unwrap();
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("CMAKE_ARGS=\"-DGGML_CUDA=on\" /srv/proj/.venv/bin/python -m pip install --force-reinstall --no-cache-dir llama-cpp-python==0.3.30")
+    );
+    assert_eq!(
+        fix.powershell.as_deref(),
+        Some("$env:CMAKE_ARGS = \"-DGGML_CUDA=on\"; & '/srv/proj/.venv/bin/python' -m pip install --force-reinstall --no-cache-dir 'llama-cpp-python==0.3.30'")
+    );
+}
+
+#[test]
+fn a_missing_cuda_library_is_named() {
+    let findings = case("llama-cpp-cuda-backend-fails");
+    let f = only(&findings, "llama-cpp-cuda-backend-fails");
+    assert!(
+        f.title
+            .contains("libcudart.so.12: cannot open shared object file"),
+        "{}",
+        f.title
+    );
+    assert!(
+        f.evidence.contains(
+            &"not found by the dynamic loader: libcudart.so.12, libcublas.so.12".to_string()
+        ),
+        "{:#?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn the_none_complete_finding_shows_the_matrix_and_completes_the_env_in_use() {
+    let findings = case("python-envs-none-complete");
+    let f = only(&findings, "python-envs-none-complete");
+    assert_eq!(
+        f.title,
+        "no Python environment is complete: none of the 2 runs torch and llama-cpp-python on the GPU"
+    );
+    assert_eq!(f.subject, None);
+    assert_eq!(
+        f.evidence[..2],
+        [
+            ".venv [shell]: Python 3.12, torch 2.11.0+cu130, CUDA usable: yes, llama-cpp-python GPU backend: — => partial".to_string(),
+            ".venv-llama: Python 3.12, torch —, CUDA usable: —, llama-cpp-python GPU backend: CUDA => partial".to_string(),
+        ]
+    );
+    assert_eq!(f.evidence[2], ".venv lacks: llama-cpp-python with CUDA");
+    assert_eq!(f.evidence.len(), 3, "empty matrix lines are left out");
+    // Only llama-cpp-python is missing in .venv: the fourth alternative.
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("/srv/proj/.venv/bin/python -m pip install --force-reinstall --no-cache-dir --only-binary=llama-cpp-python llama-cpp-python==0.3.35 --extra-index-url https://abetlen.github.io/llama-cpp-python/whl/cu132")
+    );
+}
+
+#[test]
+fn the_env_in_use_finding_names_both_environments() {
+    let findings = case("python-env-in-use-not-gpu-ready");
+    let f = only(&findings, "python-env-in-use-not-gpu-ready");
+    assert_eq!(
+        f.title,
+        "the environment in use is .venv-new, but the GPU-ready one is .venv"
+    );
+    assert!(
+        f.explain.starts_with(".venv-new is selected by the shell (VIRTUAL_ENV), so scripts started from here run in it"),
+        "{}",
+        f.explain
+    );
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("source /srv/proj/.venv/bin/activate")
+    );
+    assert_eq!(
+        fix.powershell.as_deref(),
+        Some("& '/srv/proj/.venv/bin/Activate.ps1'")
+    );
+}
+
+#[test]
+fn a_base_interpreter_fix_keeps_the_packages() {
+    let findings = case("venv-base-interpreter-missing");
+    let f = only(&findings, "venv-base-interpreter-missing");
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.bash.as_deref(),
+        Some("python3.12 -m venv --upgrade /srv/proj/.venv")
+    );
+    assert_eq!(
+        fix.powershell.as_deref(),
+        Some("py '-3.12' -m venv --upgrade '/srv/proj/.venv'")
+    );
+}
+
+#[test]
+fn toolkit_fix_appears_only_with_a_toolkit_of_torchs_major() {
+    let findings = case("torch-toolkit-major-mismatch");
+    let f = only(&findings, "torch-toolkit-major-mismatch");
+    assert_eq!(
+        f.fix.as_ref().unwrap().bash.as_deref(),
+        Some("export CUDA_HOME=/usr/local/cuda-13.0 CUDA_PATH=/usr/local/cuda-13.0")
+    );
+    let mut facts = healthy();
+    facts.host.env.cuda_home = Some("/usr/local/cuda-12.4".into());
+    facts.toolkits.cuda_home_version = Some("12.4".into());
+    facts.toolkits.installs[0].major = Some(12);
+    let findings = run(&facts, &inputs_for(&facts));
+    assert!(only(&findings, "torch-toolkit-major-mismatch")
+        .fix
+        .is_none());
+}
+
+#[test]
+fn fix_alternatives_are_checked_when_loaded() {
+    let err = load_err(&rule_with("\"true\"", "fix.bash = []\n"));
+    assert!(
+        err.contains("rules/test.toml:9:12: error: `fix.bash` is an empty list"),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"true\"", "fix.bash = 3\n"));
+    assert!(
+        err.contains(
+            "`fix.bash` must be a string or an array of strings (alternatives), found integer"
+        ),
+        "{err}"
+    );
+    let err = load_err(&rule_with(
+        "\"true\"",
+        "fix.bash = [\"ok\", \"{host.oss}\"]\n",
+    ));
+    assert!(err.contains("unknown fact `host.oss`"), "{err}");
+    // Alternatives: the first whose values are known.
+    let mut set = RuleSet::empty();
+    let text = rule_with(
+        "\"true\"",
+        "fix.bash = [\"use {host.env.cuda_home}\", \"use {host.os}\"]\n",
+    );
+    set.load_str("mine.toml", &text).unwrap();
+    let rule = set.get("test-rule").unwrap();
+    assert_eq!(rule.fix_bash.as_deref(), Some("use {host.env.cuda_home}"));
+    assert_eq!(rule.fix_bash_alternatives.len(), 2);
+    let mut facts = healthy();
+    let fix = |f: &Facts| {
+        evaluate_with(&set, f, &inputs_for(f))[0]
+            .fix
+            .clone()
+            .and_then(|x| x.bash)
+    };
+    assert_eq!(fix(&facts).as_deref(), Some("use linux"));
+    facts.host.env.cuda_home = Some("/opt/cuda".into());
+    assert_eq!(fix(&facts).as_deref(), Some("use /opt/cuda"));
+}
+
+#[test]
+fn venv_and_python_variables_are_checked_and_scoped() {
+    let err = load_err(&rule_with("\"venv.torch.installed\"", ""));
+    assert!(
+        err.contains("unknown variable `venv` for scope \"host\"; `venv` is bound only in rules with scope = \"venv\""),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"venv.torch_cpu_onyl\"", "scope = \"venv\"\n"));
+    assert!(
+        err.contains("unknown fact `venv.torch_cpu_onyl`; did you mean `torch_cpu_only`?"),
+        "{err}"
+    );
+    let err = load_err(&rule_with(
+        "\"python.environments.size() > 0 && derived.python.nope\"",
+        "",
+    ));
+    assert!(err.contains("unknown fact `derived.python.nope`"), "{err}");
+    let mut set = RuleSet::empty();
+    set.load_str(
+        "x.toml",
+        &rule_with(
+            "\"python.active != null && venv.live.torch.import_ok\"",
+            "scope = \"venv\"\n",
+        ),
+    )
+    .unwrap();
 }

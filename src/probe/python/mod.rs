@@ -1,16 +1,18 @@
 //! Python probe: every Python environment of the project and the GPU packages in each,
 //! read from files.
 //!
-//! This is the static tier (the quick profile's whole Python view): [`discover`] finds the
+//! The static tier (the quick profile's whole Python view): [`discover`] finds the
 //! environments, [`venv`] reads each one's pyvenv.cfg, interpreter and layout, and [`site`]
-//! reads its site-packages. Nothing here starts Python or loads a native library, so a broken
+//! reads its site-packages. Nothing there starts Python or loads a native library, so a broken
 //! environment cannot hang or crash the probe, and a project with a few environments is read in
 //! a few milliseconds. Asking each interpreter (does `import torch` work, does CUDA initialise)
-//! is the live tier's job, in a child process under a deadline.
+//! is the live tier's job ([`live`], standard and full profiles): each environment's own
+//! interpreter in a child process under a deadline, all at once.
 //!
 //! The project folder is `GPU_DOCTOR_PROJECT_DIR` when set, else the current directory.
 
 pub(crate) mod discover;
+pub mod live;
 pub(crate) mod metadata;
 pub(crate) mod site;
 pub(crate) mod venv;
@@ -54,6 +56,7 @@ pub fn probe(ctx: &ProbeContext) -> Probed<PythonFacts> {
         .map(|found| inspect(found, project.as_deref(), project_canonical.as_deref()))
         .collect();
     mark_path_first(ctx, &mut inspected);
+    live::probe_all(ctx, &mut inspected);
 
     // Names are fixed now; keep them for the top-level pointers before sorting.
     let name_of = |i: Option<usize>| i.and_then(|i| inspected.get(i)).map(|e| e.name.clone());
