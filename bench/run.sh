@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
 # Timings of gpu-doctor on this machine, by hyperfine: anyone can repeat them with `make bench`.
-# Writes a Markdown table per command to stdout and JSON exports to target/bench/.
+# Prints a Markdown table (mean, median, min, max) and keeps hyperfine's JSON in target/bench/.
 set -euo pipefail
-BIN=${1:-target/release/gpu-doctor}
-OUT=target/bench
+BIN=$(realpath "${1:-target/release/gpu-doctor}")
+ROOT=$(pwd)
+OUT=$ROOT/target/bench
 mkdir -p "$OUT"
-run() {
-  local name=$1; shift
-  hyperfine --warmup 5 --runs "${RUNS:-50}" -N --ignore-failure \
-    --export-json "$OUT/$name.json" --export-markdown "$OUT/$name.md" "$@" >/dev/null
-  tail -n +3 "$OUT/$name.md"
+
+# A project like the seed's: three real virtual environments made by python3 -m venv.
+PROJECT=$(mktemp -d)
+trap 'rm -rf "$PROJECT"' EXIT
+for env in .venv .venv310 .venv-gpu; do python3 -m venv --without-pip "$PROJECT/$env"; done
+
+bench() {
+  local name=$1 dir=$2; shift 2
+  (cd "$dir" && hyperfine -N --warmup 5 --runs "${RUNS:-40}" --ignore-failure \
+    --export-json "$OUT/$name.json" "$@" >/dev/null 2>&1)
+  python3 - "$OUT/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+ms = lambda s: f"{s * 1000:.1f}"
+print(f"| {sys.argv[2]} | `{r['command'].split('/')[-1]}` | {ms(r['median'])} | {ms(r['mean'])} ± {ms(r['stddev'] or 0)} | {ms(r['min'])} | {ms(r['max'])} |")
+PY
 }
-echo "| command | mean ± σ | min | max | relative |"
-echo "|:---|---:|---:|---:|---:|"
-run version "$BIN --version"
-run quick "$BIN check --profile quick"
-run standard "$BIN check --profile standard"
-run full "$BIN check --profile full"
-run facts-replay "$BIN check --facts fixtures/facts/h100.json"
-echo
-echo "Medians (ms):"
-for f in "$OUT"/*.json; do
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"  {r[\"command\"]}: median {r[\"median\"]*1000:.2f} ms")' "$f"
-done
+
+echo "| case | command | median ms | mean ± σ ms | min ms | max ms |"
+echo "|---|---|---:|---:|---:|---:|"
+bench version "$ROOT" "$BIN --version"
+bench quick "$ROOT" "$BIN check --profile quick"
+bench standard "$ROOT" "$BIN check --profile standard"
+bench full "$ROOT" "$BIN check --profile full"
+bench quick-3-envs "$PROJECT" "$BIN check --profile quick"
+bench standard-3-envs "$PROJECT" "$BIN check --profile standard"
+bench replay-h100 "$ROOT" "$BIN check --facts fixtures/facts/h100.json"
+bench replay-seed-laptop "$ROOT" "$BIN check --facts fixtures/facts/seed-laptop.json"

@@ -318,6 +318,14 @@ fn recorded_machines_get_their_verdicts() {
         ),
         // CUDA_VISIBLE_DEVICES=GPU-1a0ddb37-d (a UUID prefix): the H100 stays visible.
         ("h100-cuda-visible-uuid.json", 0, &[]),
+        // The H100 with /opt/torch/.venv (torch 2.11.0+cu130) and a project .venv holding a
+        // CPU-only llama-cpp-python built on Debian 12: the seed's silent fallback.
+        (
+            "h100-python.json",
+            1,
+            &["llama-cpp-cpu-build", "python-envs-none-complete"],
+        ),
+        ("h100-python-quick.json", 1, &["llama-cpp-cpu-build"]),
         // The development machine: no GPU, no driver, in a container.
         (
             "debian12-no-gpu.json",
@@ -349,4 +357,31 @@ fn recorded_machines_get_their_verdicts() {
             assert!(errors.is_empty(), "{file}: {errors:?}");
         }
     }
+}
+
+/// On the H100, /opt/torch/.venv's own interpreter reported torch 2.11.0+cu130 using the GPU.
+#[test]
+fn the_recorded_torch_venv_uses_the_h100() {
+    let facts: Value = serde_json::from_slice(
+        &std::fs::read(root().join("fixtures/facts/h100-python.json")).unwrap(),
+    )
+    .unwrap();
+    let envs = facts["python"]["environments"].as_array().unwrap();
+    let torch_env = envs
+        .iter()
+        .find(|e| e["name"] == "/opt/torch/.venv")
+        .expect("torch venv discovered");
+    assert_eq!(torch_env["torch"]["version"], "2.11.0+cu130");
+    let live = &torch_env["live"]["torch"];
+    assert_eq!(live["cuda_available"], true);
+    assert_eq!(live["devices"][0]["name"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(live["devices"][0]["tensor_ok"], true);
+    let (_, doc, raw) = judge(&facts, "json", &[]);
+    let torch_findings: Vec<_> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"].as_str().unwrap_or("").starts_with("torch-"))
+        .collect();
+    assert!(torch_findings.is_empty(), "{raw}");
 }
