@@ -240,7 +240,22 @@ fn check_scenario(s: &Scenario) {
             );
         }
         for (shell, want) in [("bash", &e.bash), ("powershell", &e.powershell)] {
-            let Some(want) = want else { continue };
+            let want = want.as_ref().unwrap_or_else(|| {
+                panic!(
+                    "{}: {} must state its {shell} fix (the command, or \"none\")",
+                    s.name, e.rule
+                )
+            });
+            if want == "none" {
+                assert!(
+                    f["fix"][shell].is_null(),
+                    "{}: {} has a {shell} fix {:?}",
+                    s.name,
+                    e.rule,
+                    f["fix"][shell]
+                );
+                continue;
+            }
             let got = f["fix"][shell].as_str().unwrap_or("");
             assert!(
                 got.contains(want.as_str()),
