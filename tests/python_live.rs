@@ -11,7 +11,6 @@
 #![cfg(unix)]
 
 use gpu_doctor::facts::python::{LiveProbe, PythonEnv, PythonFacts};
-use gpu_doctor::probe::process;
 use gpu_doctor::probe::python::live::{self, LiveOptions};
 use gpu_doctor::probe::{ProbeContext, Profile};
 use std::collections::BTreeMap;
@@ -20,71 +19,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
+mod common;
+use common::{real_venv, run, sandbox, write, Sandbox};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
-
 fn executable(path: &Path, text: &str) {
     write(path, text);
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// Run a command under a deadline; return its stdout, panic with its output when it fails.
-fn run(cmd: &mut Command, deadline: Duration, what: &str) -> String {
-    let out = process::run(cmd, deadline, 1 << 20)
-        .unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
-    assert!(
-        out.success(),
-        "{what} failed ({}): {}",
-        out.describe_end(),
-        out.stderr_text()
-    );
-    out.stdout_text()
-}
-
-/// A real venv made by `python3 -m venv`; returns its site-packages folder.
-fn real_venv(dir: &Path) -> PathBuf {
-    run(
-        Command::new("python3")
-            .args(["-m", "venv", "--without-pip"])
-            .arg(dir),
-        Duration::from_secs(120),
-        "these tests need python3 with the venv module: python3 -m venv",
-    );
-    let python = fs::read_dir(dir.join("lib"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .expect("a venv has lib/python3.X");
-    python.path().join("site-packages")
-}
-
-struct Sandbox {
-    _tmp: TempDir,
-    root: PathBuf,
-    project: PathBuf,
-    home: PathBuf,
-}
-
-fn sandbox() -> Sandbox {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = fs::canonicalize(tmp.path()).unwrap();
-    let project = root.join("project");
-    let home = root.join("home");
-    fs::create_dir_all(&project).unwrap();
-    fs::create_dir_all(&home).unwrap();
-    Sandbox {
-        _tmp: tmp,
-        root,
-        project,
-        home,
-    }
 }
 
 fn context(sb: &Sandbox, profile: Profile, vars: &[(&str, String)]) -> ProbeContext {

@@ -11,14 +11,14 @@
 
 use gpu_doctor::facts::python::{PythonEnv, PythonFacts};
 use gpu_doctor::facts::ProbeStatus;
-use gpu_doctor::probe::process;
 use gpu_doctor::probe::{ProbeContext, Probed, Profile};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
+mod common;
+use common::{real_venv, run, sandbox, write};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -42,42 +42,6 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
-
-/// Run a command under a deadline; panic with its output when it fails.
-fn run(cmd: &mut Command, what: &str) {
-    let out = process::run(cmd, Duration::from_secs(120), 64 * 1024)
-        .unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
-    assert!(
-        out.success(),
-        "{what} failed ({}): {}",
-        out.describe_end(),
-        out.stderr_text()
-    );
-}
-
-/// A real venv made by `python3 -m venv`; returns its site-packages folder.
-fn real_venv(dir: &Path) -> PathBuf {
-    run(
-        Command::new("python3")
-            .args(["-m", "venv", "--without-pip"])
-            .arg(dir),
-        "these tests need python3 with the venv module: python3 -m venv",
-    );
-    let lib = dir.join("lib");
-    let python = fs::read_dir(&lib)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .expect("a venv has lib/python3.X");
-    let site = python.path().join("site-packages");
-    assert!(site.is_dir(), "{} missing", site.display());
-    site
-}
-
 /// Compile a tiny shared object `dir/file` with `-soname soname`, linked against `libs`
 /// (exact file names in `dir`, passed as `-l:NAME`).
 fn cc_shared(dir: &Path, file: &str, soname: &str, libs: &[&str]) {
@@ -97,7 +61,11 @@ fn cc_shared(dir: &Path, file: &str, soname: &str, libs: &[&str]) {
     for lib in libs {
         cmd.arg(format!("-l:{lib}"));
     }
-    run(&mut cmd, "these tests need a C compiler named `cc`");
+    run(
+        &mut cmd,
+        Duration::from_secs(120),
+        "these tests need a C compiler named `cc`",
+    );
     fs::remove_file(src).unwrap();
 }
 
@@ -137,32 +105,6 @@ fn env<'a>(facts: &'a PythonFacts, name: &str) -> &'a PythonEnv {
 fn names(facts: &PythonFacts) -> Vec<&str> {
     facts.environments.iter().map(|e| e.name.as_str()).collect()
 }
-
-struct Sandbox {
-    _tmp: TempDir,
-    root: PathBuf,
-    project: PathBuf,
-    home: PathBuf,
-}
-
-fn sandbox() -> Sandbox {
-    let tmp = tempfile::tempdir().unwrap();
-    // Canonical, so that paths the probe canonicalizes compare equal (macOS /var -> /private).
-    let root = fs::canonicalize(tmp.path()).unwrap();
-    let project = root.join("project");
-    let home = root.join("home");
-    fs::create_dir_all(&project).unwrap();
-    fs::create_dir_all(&home).unwrap();
-    Sandbox {
-        _tmp: tmp,
-        root,
-        project,
-        home,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// torch
 
 #[test]
 fn torch_cu130_in_a_real_venv_is_read_with_its_nvidia_wheels() {
