@@ -32,6 +32,8 @@ struct Scenario {
     findings: Vec<Expected>,
     absent: Vec<String>,
     extra_args: Vec<String>,
+    /// Text the human report must contain.
+    human: Vec<String>,
 }
 
 fn load(path: &Path) -> Scenario {
@@ -102,6 +104,7 @@ fn load(path: &Path) -> Scenario {
         findings,
         absent: list(expect, "absent"),
         extra_args: list(&doc, "args"),
+        human: list(expect, "human"),
     }
 }
 
@@ -270,6 +273,13 @@ fn check_scenario(s: &Scenario) {
             "{}: the human report shows the title of {}",
             s.name,
             e.rule
+        );
+    }
+    for text in &s.human {
+        assert!(
+            human.contains(text.as_str()),
+            "{}: the human report lacks {text:?}\n{human}",
+            s.name
         );
     }
     for absent in &s.absent {

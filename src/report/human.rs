@@ -394,11 +394,16 @@ fn gpus_line(f: &Facts) -> String {
 }
 
 fn gpu_details(f: &Facts) -> Vec<String> {
-    f.driver
-        .gpus
+    use crate::knowledge::derive;
+    let views = derive::gpu_views(f, &derive::derive(f));
+    // Under CUDA_VISIBLE_DEVICES the physical index and the CUDA ordinal differ: say both,
+    // with the UUID, which is the one name every tool agrees on.
+    let masked = f.host.env.cuda_visible_devices.is_some();
+    views
         .iter()
-        .map(|g| {
-            format!(
+        .map(|v| {
+            let g = &v.gpu;
+            let mut line = format!(
                 "GPU {}: {}, compute capability {} ({}), {} ({:.0}% used)",
                 g.index,
                 g.name,
@@ -406,7 +411,17 @@ fn gpu_details(f: &Facts) -> Vec<String> {
                 g.architecture,
                 gib(g.memory.total_mib),
                 g.memory.used_percent
-            )
+            );
+            if masked {
+                let seen = match v.cuda_ordinal {
+                    Some(n) if v.cuda_visible => {
+                        format!("CUDA device {n} under CUDA_VISIBLE_DEVICES")
+                    }
+                    _ => "hidden by CUDA_VISIBLE_DEVICES".to_string(),
+                };
+                let _ = write!(line, "; {seen} ({})", g.uuid);
+            }
+            line
         })
         .collect()
 }
