@@ -25,6 +25,9 @@ cd $P
   echo "# wall seconds, 5 runs each, on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
   for i in 1 2 3 4 5; do /usr/bin/time -f "import torch: %e" $TORCH/bin/python3 -c "import torch"; done
   for i in 1 2 3 4 5; do /usr/bin/time -f "import torch + cuda.is_available: %e" $TORCH/bin/python3 -c "import torch; torch.cuda.is_available()"; done
+  # What the live probe is asked to prove, written by hand: CUDA usable and a tensor on the GPU.
+  for i in 1 2 3 4 5; do /usr/bin/time -f "import torch + is_available + tensor op: %e" $TORCH/bin/python3 -c "import torch; torch.cuda.is_available(); assert (torch.arange(4, device='cuda') * 2).sum().item() == 12"; done
+  for i in 1 2 3 4 5; do /usr/bin/time -f ".venv: import torch + tensor op + import llama_cpp: %e" $P/.venv/bin/python3 -c "import torch; torch.cuda.is_available(); assert (torch.arange(4, device='cuda') * 2).sum().item() == 12; import llama_cpp; llama_cpp.llama_supports_gpu_offload()"; done
   E=/tmp/torch-only; mkdir -p $E; cd $E
   for i in 1 2 3 4 5; do /usr/bin/time -f "gpu-doctor check --profile standard (torch venv only): %e" "$D/gpu-doctor" check --profile standard >/dev/null; done
   cd $P
