@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod facts;
+pub mod gguf;
 pub mod knowledge;
 pub mod probe;
 pub mod report;
