@@ -31,6 +31,9 @@ deps-test:
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy rustfmt
 	@command -v g++ >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || { \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq g++ python3 python3-venv; }
+	@# The real consumers of the prom format: promtool and node_exporter's textfile collector.
+	@command -v promtool >/dev/null && command -v prometheus-node-exporter >/dev/null || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus prometheus-node-exporter; }
 
 ## Timings of `check` per profile and of `--version`, with hyperfine (see docs/benchmarks.md).
 bench: deps build

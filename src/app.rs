@@ -71,6 +71,7 @@ fn merge(top: &CheckArgs, sub: CheckArgs) -> CheckArgs {
         format: sub.format.or(top.format),
         fail_on: sub.fail_on.or(top.fail_on),
         rule_files,
+        output: sub.output.or_else(|| top.output.clone()),
     }
 }
 
@@ -102,9 +103,14 @@ fn check(args: &CheckArgs, verbose: bool) -> Result<i32, AppError> {
         findings: &findings,
         verdict: &verdict,
         verbose,
+        rules: &rules,
     };
     let text = report::render(args.format.unwrap_or(Format::Human), &input)?;
-    write_stdout(&text)?;
+    match &args.output {
+        Some(path) => report::write_atomic(path, &text)
+            .map_err(|e| AppError::Input(format!("cannot write {}: {e}", path.display())))?,
+        None => write_stdout(&text)?,
+    }
     Ok(verdict.exit_code)
 }
 

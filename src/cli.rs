@@ -72,6 +72,11 @@ pub struct CheckArgs {
     /// Extra rule file (TOML) to judge with; may be given several times.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
+
+    /// Write the report to FILE instead of standard output, atomically (a temporary file in
+    /// the same folder, renamed over FILE): for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +126,18 @@ pub enum Format {
     Human,
     /// Facts, findings and verdict as one JSON document.
     Json,
+    /// JUnit XML for CI test reports (GitLab, Jenkins): a testcase per rule and item.
+    Junit,
+    /// GitHub Actions annotations; also a Markdown summary into $GITHUB_STEP_SUMMARY.
+    Github,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+    /// A Markdown onboarding checklist with the fix commands.
+    Markdown,
+    /// One line of at most 80 bytes, rule id first (node-problem-detector, Slurm).
+    Line,
+    /// Prometheus text format for node_exporter's textfile collector.
+    Prom,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -3,8 +3,15 @@
 //! Every format is rendered to a String first and written whole, and every format returns the
 //! same exit code for the same findings: the verdict is computed once, here.
 
+mod checks;
+mod github;
 mod human;
 mod json;
+mod junit;
+mod line;
+mod markdown;
+mod prom;
+mod sarif;
 
 use crate::app::AppError;
 use crate::cli::{FailOn, Format};
@@ -12,12 +19,17 @@ use crate::facts::Facts;
 use crate::rules::{Finding, Rule, RuleSet, Severity};
 use serde::Serialize;
 
+pub use prom::write_atomic;
+
 /// Everything a renderer may use.
 pub struct ReportInput<'a> {
     pub facts: &'a Facts,
     pub findings: &'a [Finding],
     pub verdict: &'a Verdict,
     pub verbose: bool,
+    /// The rules judged with: formats that list every check (junit, sarif, markdown) need the
+    /// ones that found nothing too.
+    pub rules: &'a RuleSet,
 }
 
 /// The outcome of judging: ready or not, and the exit code that says so.
@@ -51,12 +63,27 @@ impl Verdict {
             infos: count(Severity::Info),
         }
     }
+
+    /// Whether a finding of this severity fails the run (is at or above the fail level).
+    pub fn fails(&self, severity: Severity) -> bool {
+        match self.fail_on {
+            "error" => severity >= Severity::Error,
+            "warn" => severity >= Severity::Warn,
+            _ => false,
+        }
+    }
 }
 
 pub fn render(format: Format, input: &ReportInput) -> Result<String, AppError> {
     match format {
         Format::Human => Ok(human::render(input)),
         Format::Json => json::render(input),
+        Format::Junit => Ok(junit::render(input)),
+        Format::Github => github::render(input),
+        Format::Sarif => sarif::render(input),
+        Format::Markdown => Ok(markdown::render(input)),
+        Format::Line => Ok(line::render(input)),
+        Format::Prom => Ok(prom::render(input)),
     }
 }
 
