@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Rules(args)) => list_rules(&args.rule_files),
         Some(Command::Explain(args)) => explain(&args.rule),
         Some(Command::Completions(args)) => completions(args.shell),
+        Some(Command::Model(args)) => model(&args),
         Some(Command::Probe(args)) => return child_probe(args.probe, args.profile),
     };
     match result {
@@ -160,6 +161,50 @@ fn completions(shell: clap_complete::Shell) -> Result<i32, AppError> {
     clap_complete::generate(shell, &mut Cli::command(), "gpu-doctor", &mut out);
     write_stdout(&String::from_utf8_lossy(&out))?;
     Ok(EXIT_READY)
+}
+
+/// `gpu-doctor model FILE`: the model's shape and how many layers fit on the GPU.
+fn model(args: &crate::cli::ModelArgs) -> Result<i32, AppError> {
+    use crate::cli::KvType;
+    use crate::gguf::model::{layers_that_fit, summarize, KvCacheType};
+    let summary = summarize(&args.file).map_err(|e| AppError::Input(e.to_string()))?;
+    let kv = match args.kv_type {
+        KvType::F16 => KvCacheType::F16,
+        KvType::Q8_0 => KvCacheType::Q8_0,
+        KvType::Q4_0 => KvCacheType::Q4_0,
+    };
+    let free = match args.free_mib {
+        Some(mib) => Ok((mib, "--free-mib".to_string())),
+        None => gpu_free_mib(args.gpu),
+    };
+    let fit = free
+        .as_ref()
+        .ok()
+        .map(|(mib, _)| layers_that_fit(&summary, *mib, args.ctx.unwrap_or(0), kv));
+    write_stdout(&report::model_report(
+        &summary,
+        free.as_ref().map(|(_, w)| w.as_str()),
+        fit.as_ref(),
+    ))?;
+    Ok(EXIT_READY)
+}
+
+/// Free memory of GPU `index` as NVML reports it, with a description of where it came from.
+fn gpu_free_mib(index: u32) -> Result<(u64, String), String> {
+    let facts = probe::driver::probe(&ProbeContext::from_process(Profile::Standard)).data;
+    match facts.gpus.iter().find(|g| g.index == index) {
+        Some(g) => Ok((
+            g.memory.free_mib,
+            format!("GPU {index} ({}): {} MiB free", g.name, g.memory.free_mib),
+        )),
+        None if facts.gpus.is_empty() => {
+            Err("no NVIDIA GPU found here; pass --free-mib to plan for another card".to_string())
+        }
+        None => Err(format!(
+            "there is no GPU {index} (NVML sees {} GPUs)",
+            facts.gpus.len()
+        )),
+    }
 }
 
 fn child_probe(which: ChildProbe, profile: Profile) -> i32 {

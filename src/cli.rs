@@ -44,6 +44,8 @@ pub enum Command {
     Rules(RulesArgs),
     /// Explain one rule: what it checks, why, and how to fix it.
     Explain(ExplainArgs),
+    /// Read a GGUF model's header and say how many of its layers fit in this GPU's free memory.
+    Model(ModelArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Internal: run one probe in this child process and print its JSON (used for isolation).
@@ -97,6 +99,33 @@ pub struct RulesArgs {
 pub struct ExplainArgs {
     /// The rule's id, as `gpu-doctor rules` lists it.
     pub rule: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// The model file (.gguf).
+    pub file: PathBuf,
+    /// Context length to plan for (default: the model's trained context).
+    #[arg(long, value_name = "TOKENS")]
+    pub ctx: Option<u64>,
+    /// KV cache type (`--cache-type-k/-v` in llama.cpp, `type_k`/`type_v` in llama-cpp-python).
+    #[arg(long, value_enum, default_value_t = KvType::F16)]
+    pub kv_type: KvType,
+    /// Free GPU memory to plan for, in MiB (default: what NVML reports for --gpu).
+    #[arg(long, value_name = "MIB")]
+    pub free_mib: Option<u64>,
+    /// The GPU (NVML index) whose free memory counts.
+    #[arg(long, default_value_t = 0)]
+    pub gpu: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KvType {
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 #[derive(Debug, Args)]

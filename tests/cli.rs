@@ -226,3 +226,38 @@ fn a_closed_pipe_is_not_a_crash() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn model_reads_a_gguf_header_and_says_how_many_layers_fit() {
+    use gpu_doctor::gguf::{write_cached, ModelParams};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_cached(&ModelParams::placement(), dir.path()).unwrap();
+    let file = path.to_str().unwrap();
+
+    let roomy = doctor(&["model", file, "--free-mib", "8192", "--ctx", "2048"]);
+    let out = text(&roomy.stdout);
+    assert_eq!(roomy.status.code(), Some(0), "{out}{}", text(&roomy.stderr));
+    assert!(out.contains("architecture llama, 2 layers"), "{out}");
+    assert!(out.contains("use n_gpu_layers=3 (-ngl 3)"), "{out}");
+
+    // Less free memory than the 512 MiB reserve: nothing fits.
+    let tight = doctor(&["model", file, "--free-mib", "256"]);
+    assert!(
+        text(&tight.stdout).contains("0 of 2 layers fit"),
+        "{}",
+        text(&tight.stdout)
+    );
+
+    // A truncated model is bad input: exit 2, the file and the offset named, nothing on stdout.
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let bad = doctor(&["model", cut.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("cut.gguf: offset"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert!(bad.stdout.is_empty());
+}

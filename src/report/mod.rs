@@ -140,3 +140,69 @@ pub fn severity_word(s: Severity) -> &'static str {
         Severity::Info => "info",
     }
 }
+
+/// `gpu-doctor model`: the model's shape, then the layer-fit estimate (or why there is none).
+pub fn model_report(
+    m: &crate::gguf::model::ModelSummary,
+    free: Result<&str, &String>,
+    fit: Option<&crate::gguf::model::FitEstimate>,
+) -> String {
+    let mib = |b: u64| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0));
+    let opt = |v: Option<u64>| {
+        v.map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown".to_string())
+    };
+    let mut out = format!("Model {}\n", m.path.display());
+    out.push_str(&format!(
+        "  architecture {}, {} layers, context {}, embedding {}, {} heads ({} KV heads)\n",
+        m.architecture.as_deref().unwrap_or("unknown"),
+        opt(m.block_count),
+        opt(m.context_length),
+        opt(m.embedding_length),
+        opt(m.head_count),
+        opt(m.head_count_kv),
+    ));
+    out.push_str(&format!(
+        "  weights {} ({} tensors, mostly {}), file {}\n",
+        mib(m.tensor_bytes),
+        m.n_tensors,
+        m.dominant_type.unwrap_or("unknown"),
+        mib(m.file_size)
+    ));
+    match (free, fit) {
+        (Ok(source), Some(f)) => {
+            out.push_str(&format!("Free GPU memory: {source}\n"));
+            out.push_str(&format!(
+                "  context {} with a {} KV cache: {} MiB of KV per layer, compute buffer ~{}, reserve {}\n",
+                f.n_ctx,
+                f.kv_type.name(),
+                f.kv_bytes_per_layer / (1024 * 1024),
+                mib(f.compute_bytes),
+                mib(f.reserve_bytes)
+            ));
+            if f.all_fit {
+                out.push_str(&format!(
+                    "  all {} layers and the output layer fit ({} of {} free): use n_gpu_layers={} (-ngl {}), or -1\n",
+                    f.n_layer,
+                    mib(f.full_offload_bytes),
+                    mib(f.free_bytes),
+                    f.n_gpu_layers,
+                    f.n_gpu_layers
+                ));
+            } else {
+                out.push_str(&format!(
+                    "  {} of {} layers fit (the whole model needs {}, {} free): use n_gpu_layers={} (-ngl {}); the rest runs on the CPU\n",
+                    f.layers_on_gpu,
+                    f.n_layer,
+                    mib(f.full_offload_bytes),
+                    mib(f.free_bytes),
+                    f.n_gpu_layers,
+                    f.n_gpu_layers
+                ));
+            }
+        }
+        (Err(why), _) => out.push_str(&format!("No fit estimate: {why}\n")),
+        (Ok(_), None) => out.push_str("No fit estimate.\n"),
+    }
+    out
+}
