@@ -3,13 +3,11 @@
 //!
 //! Findings only say what went wrong; a checklist or a test report must also list what passed
 //! and what could not apply, so this crosses the rule set with the items the rules ran over.
-//! The subjects here are spelled exactly as crate::rules::eval names the items of findings,
-//! so a finding lands on its item's check.
+//! Item names come from crate::rules::scope_subjects, the same code that names findings'
+//! subjects, so a finding lands on its item's check.
 
 use super::ReportInput;
-use crate::facts::Facts;
-use crate::knowledge::derive::{derive, venv_views};
-use crate::rules::{Finding, Rule, Scope, Severity, EVALUATION_FAILED};
+use crate::rules::{scope_subjects, Finding, Rule, Scope, Severity, EVALUATION_FAILED};
 use std::collections::BTreeMap;
 
 /// One check: a rule on one item (or on the host), and what it found there.
@@ -131,44 +129,10 @@ fn take<'a>(
     }
 }
 
-/// The items a scope runs over, named as findings name them; `None` for host scope.
-fn scope_subjects(scope: Scope, facts: &Facts) -> Option<Vec<String>> {
-    let list = match scope {
-        Scope::Host => return None,
-        Scope::Gpu => {
-            let mut gpus: Vec<_> = facts.driver.gpus.iter().collect();
-            gpus.sort_by_key(|g| g.index);
-            gpus.iter()
-                .map(|g| format!("GPU {} ({})", g.index, g.name))
-                .collect()
-        }
-        Scope::Toolkit => facts
-            .toolkits
-            .installs
-            .iter()
-            .map(|t| format!("toolkit {}", t.root))
-            .collect(),
-        Scope::Probe => facts.probes.keys().map(|n| format!("probe {n}")).collect(),
-        Scope::CudaDevice => facts
-            .cuda
-            .devices
-            .iter()
-            .map(|d| format!("CUDA device {} ({})", d.ordinal, d.name))
-            .collect(),
-        Scope::Venv => venv_views(facts, &derive(facts))
-            .iter()
-            .map(|v| match &v.python_minor {
-                Some(py) => format!("environment {} (Python {py})", v.env.name),
-                None => format!("environment {}", v.env.name),
-            })
-            .collect(),
-    };
-    Some(list)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::Facts;
     use crate::report::Verdict;
     use crate::rules::RuleSet;
 

@@ -125,6 +125,21 @@ impl Inputs {
     }
 }
 
+/// The items a scope runs over, named as its findings' subjects; `None` for host scope. Reports
+/// that list every check (junit, markdown) use this, so item names are spelled in one place.
+pub fn scope_subjects(scope: Scope, facts: &Facts) -> Option<Vec<String>> {
+    if scope == Scope::Host {
+        return None;
+    }
+    let inputs = Inputs::derive(facts);
+    Some(
+        items(scope, facts, &inputs)
+            .into_iter()
+            .map(|i| i.subject)
+            .collect(),
+    )
+}
+
 /// "environment .venv (Python 3.13)".
 fn venv_subject(v: &VenvView) -> String {
     match &v.python_minor {

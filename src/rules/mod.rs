@@ -27,7 +27,7 @@ mod template;
 mod tests;
 
 pub use diag::{Diagnostic, LoadError};
-pub use eval::{evaluate, Finding, Fix, EVALUATION_FAILED};
+pub use eval::{evaluate, scope_subjects, Finding, Fix, EVALUATION_FAILED};
 pub use reference::render_reference;
 
 use serde::Serialize;
