@@ -9,6 +9,7 @@ pub mod cuda;
 pub mod driver;
 pub mod elf;
 pub mod host;
+pub mod llama;
 pub mod loader;
 pub mod process;
 pub mod python;
