@@ -4,10 +4,11 @@
 //! output is rendered in full before anything is written, so a failure never leaves half a
 //! document on stdout.
 
-use crate::cli::{CheckArgs, ChildProbe, Cli, ColorChoice, Command, FailOn, Format};
+use crate::cli::{CheckArgs, ChildProbe, Cli, ColorChoice, Command, FailOn, Format, GlobalArgs};
+use crate::config::{self, Config};
 use crate::facts::{Facts, SCHEMA_VERSION};
 use crate::probe::{self, ProbeContext, Profile};
-use crate::report::{self, ReportInput, Verdict};
+use crate::report::{self, ReportInput, Verdict, Waived};
 use crate::rules::{self, RuleSet};
 use clap::CommandFactory;
 use std::fmt;
@@ -25,6 +26,8 @@ pub enum AppError {
     Input(String),
     /// A rule file is invalid; the text is the collected diagnostics, each with its place.
     Rules(String),
+    /// The configuration file is invalid; the collected diagnostics, each with its place.
+    Config(String),
     /// Something inside gpu-doctor went wrong.
     Internal(String),
 }
@@ -34,6 +37,7 @@ impl fmt::Display for AppError {
         match self {
             AppError::Input(m) => write!(f, "error: {m}"),
             AppError::Rules(m) => write!(f, "invalid rule file:\n{m}"),
+            AppError::Config(m) => write!(f, "invalid configuration:\n{m}"),
             AppError::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -42,15 +46,26 @@ impl fmt::Display for AppError {
 /// Run the command line and return the process exit code.
 pub fn run(cli: Cli) -> i32 {
     configure_color(cli.global.color);
-    let verbose = cli.global.verbose;
+    if cli.global.no_cache {
+        // The probes read their settings from the environment snapshot; the flag is the
+        // variable's spelling on the command line. Set before any thread starts.
+        std::env::set_var(crate::probe::python::cache::NO_CACHE_VAR, "1");
+    }
+    let global = &cli.global;
     let result = match cli.command {
-        None => check(&cli.check, verbose),
-        Some(Command::Check(args)) => check(&merge(&cli.check, args), verbose),
-        Some(Command::Facts(args)) => facts(args.profile.unwrap_or(Profile::Standard)),
-        Some(Command::Rules(args)) => list_rules(&args.rule_files),
-        Some(Command::Explain(args)) => explain(&args.rule),
+        None => check(&cli.check, global),
+        Some(Command::Check(args)) => check(&merge(&cli.check, args), global),
+        Some(Command::Exec(args)) => exec(&merge(&cli.check, args.check), &args.command, global),
+        Some(Command::Init(args)) => init(&args),
+        Some(Command::Facts(args)) => facts(args.profile, global),
+        Some(Command::Rules(args)) => list_rules(&args.rule_files, global),
+        Some(Command::Explain(args)) => explain(&args.rule, global),
+        Some(Command::Fix(args)) => fix(&cli.check, &args, global),
         Some(Command::Completions(args)) => completions(args.shell),
         Some(Command::Model(args)) => model(&args),
+        Some(Command::SlurmHealthcheck(args)) => {
+            crate::fleet::slurm::healthcheck(&cli.check, &args, global)
+        }
         Some(Command::Probe(args)) => return child_probe(args.probe, args.profile),
     };
     match result {
@@ -89,34 +104,196 @@ fn configure_color(choice: ColorChoice) {
     }
 }
 
-fn check(args: &CheckArgs, verbose: bool) -> Result<i32, AppError> {
-    let rules = load_rules(&args.rule_files)?;
-    let facts = match &args.facts {
-        Some(path) => read_facts(path)?,
-        None => probe::collect(&ProbeContext::from_process(
-            args.profile.unwrap_or(Profile::Standard),
-        )),
-    };
-    let findings = rules::evaluate(&rules, &facts);
-    let verdict = Verdict::new(&findings, args.fail_on.unwrap_or_default());
-    let input = ReportInput {
-        facts: &facts,
-        findings: &findings,
-        verdict: &verdict,
-        verbose,
-        rules: &rules,
-    };
-    let text = report::render(args.format.unwrap_or(Format::Human), &input)?;
+fn check(args: &CheckArgs, global: &GlobalArgs) -> Result<i32, AppError> {
+    let judged = judge(args, global)?;
+    let text = report::render(
+        args.format.unwrap_or(Format::Human),
+        &judged.input(global.verbose),
+    )?;
+    let text = redact_text_if(text, global);
     match &args.output {
-        Some(path) => report::write_atomic(path, &text)
-            .map_err(|e| AppError::Input(format!("cannot write {}: {e}", path.display())))?,
+        Some(path) => write_output(path, &text)?,
         None => write_stdout(&text)?,
     }
-    Ok(verdict.exit_code)
+    Ok(judged.verdict.exit_code)
 }
 
-fn facts(profile: Profile) -> Result<i32, AppError> {
-    let facts = probe::collect(&ProbeContext::from_process(profile));
+/// Everything a check decided, for the reports.
+struct Judged {
+    config: Option<Config>,
+    rules: RuleSet,
+    facts: Facts,
+    findings: Vec<rules::Finding>,
+    waived: Vec<Waived>,
+    verdict: Verdict,
+}
+
+impl Judged {
+    fn input(&self, verbose: bool) -> ReportInput<'_> {
+        ReportInput {
+            facts: &self.facts,
+            findings: &self.findings,
+            verdict: &self.verdict,
+            verbose,
+            rules: &self.rules,
+            waived: &self.waived,
+            config: self.config.as_ref().map(|c| c.name.as_str()),
+        }
+    }
+}
+
+/// Judge as `check` does; the exit code and the line format's verdict, for fleet engines.
+pub(crate) fn judge_line(args: &CheckArgs, global: &GlobalArgs) -> Result<(i32, String), AppError> {
+    let judged = judge(args, global)?;
+    let line = report::render(Format::Line, &judged.input(global.verbose))?;
+    Ok((judged.verdict.exit_code, line.trim_end().to_string()))
+}
+
+/// Load the configuration and the rules, get the facts, judge them, apply the waivers.
+/// Flags on the command line win over the configuration.
+fn judge(args: &CheckArgs, global: &GlobalArgs) -> Result<Judged, AppError> {
+    let config = load_config(global)?;
+    let profile = args
+        .profile
+        .or(config.as_ref().and_then(|c| c.profile))
+        .unwrap_or(Profile::Standard);
+    let (rules, early_facts) = load_rules_while_probing_quick(args, profile, config.as_ref());
+    let rules = rules?;
+    let fail_on = args
+        .fail_on
+        .or(config.as_ref().and_then(|c| c.fail_on))
+        .unwrap_or_default();
+    let facts = match (early_facts, &args.facts) {
+        (Some(facts), _) => facts,
+        (None, Some(path)) => read_facts(path)?,
+        (None, None) => probe::collect(&probe_context(profile, config.as_ref())),
+    };
+    let facts = redact_if(facts, global)?;
+    let findings = rules::evaluate(&rules, &facts);
+    let (findings, waived) = match &config {
+        Some(c) => c.apply_waivers(findings, &rules, config::today()),
+        None => (findings, Vec::new()),
+    };
+    let mut verdict = Verdict::new(&findings, fail_on);
+    verdict.waived = waived.len();
+    Ok(Judged {
+        config,
+        rules,
+        facts,
+        findings,
+        waived,
+        verdict,
+    })
+}
+
+/// Load the rules; in the quick profile, probe this machine meanwhile. Quick probes only read
+/// files (milliseconds, nothing started), so the pre-commit hook waits for the longer of the
+/// two instead of their sum. Other profiles start interpreters and the GPU: they probe only
+/// once the rules are known to be valid.
+fn load_rules_while_probing_quick(
+    args: &CheckArgs,
+    profile: Profile,
+    config: Option<&Config>,
+) -> (Result<RuleSet, AppError>, Option<Facts>) {
+    if args.facts.is_some() || profile != Profile::Quick {
+        return (load_rules(&args.rule_files, config), None);
+    }
+    std::thread::scope(|scope| {
+        let probing = scope.spawn(|| probe::collect(&probe_context(profile, config)));
+        let rules = load_rules(&args.rule_files, config);
+        // The runner catches each probe's panic; should the runner itself fail, probe again
+        // on this thread, where the outcome is reported like any other.
+        (rules, probing.join().ok())
+    })
+}
+
+fn write_output(path: &Path, text: &str) -> Result<(), AppError> {
+    report::write_atomic(path, text)
+        .map_err(|e| AppError::Input(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `gpu-doctor exec -- CMD`: judge, then run CMD in gpu-doctor's place, or say why not.
+fn exec(
+    args: &CheckArgs,
+    command: &[std::ffi::OsString],
+    global: &GlobalArgs,
+) -> Result<i32, AppError> {
+    if args.format.is_some() && args.output.is_none() {
+        return Err(AppError::Input(
+            "exec writes a report only with --output FILE: standard output belongs to the command"
+                .to_string(),
+        ));
+    }
+    let judged = judge(args, global)?;
+    let input = judged.input(global.verbose);
+    if let Some(path) = &args.output {
+        write_output(
+            path,
+            &report::render(args.format.unwrap_or(Format::Human), &input)?,
+        )?;
+    }
+    let v = &judged.verdict;
+    let what = command
+        .first()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !v.ready {
+        eprint!("{}", report::render(Format::Human, &input)?);
+        eprintln!("gpu-doctor: not running {what}: this machine is not ready (exit code 1)");
+        return Ok(EXIT_NOT_READY);
+    }
+    if v.errors + v.warnings > 0 {
+        eprintln!(
+            "gpu-doctor: ready below the fail level ({} error(s), {} warning(s): `gpu-doctor check` shows them); running {what}",
+            v.errors, v.warnings
+        );
+    }
+    Ok(config::exec::run(command))
+}
+
+/// `gpu-doctor init`: the starter files.
+fn init(args: &crate::cli::InitArgs) -> Result<i32, AppError> {
+    use config::init::InitError;
+    match config::init::init(&args.dir, args.force, &args.skip) {
+        Ok(summary) => {
+            write_stdout(&summary)?;
+            Ok(EXIT_READY)
+        }
+        Err(InitError::Exists(paths)) => {
+            let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            Err(AppError::Input(format!(
+                "not overwriting {} (nothing was written); use --force to replace gpu-doctor's own files",
+                list.join(", ")
+            )))
+        }
+        Err(InitError::Io(e)) => Err(AppError::Input(format!("{e} (nothing was written)"))),
+    }
+}
+
+/// The configuration this run uses (`--config`, `--no-config`, else the nearest one).
+fn load_config(global: &GlobalArgs) -> Result<Option<Config>, AppError> {
+    let config = config::resolve(global.config.as_deref(), global.no_config)
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    if let (Some(c), true) = (&config, global.verbose) {
+        eprintln!("gpu-doctor: using the configuration in {}", c.name);
+    }
+    Ok(config)
+}
+
+/// The probe context for this process, told which configuration the run uses.
+fn probe_context(profile: Profile, config: Option<&Config>) -> ProbeContext {
+    let mut ctx = ProbeContext::from_process(profile);
+    config::prepare_probe_context(&mut ctx, config);
+    ctx
+}
+
+fn facts(profile: Option<Profile>, global: &GlobalArgs) -> Result<i32, AppError> {
+    let config = load_config(global)?;
+    let profile = profile
+        .or(config.as_ref().and_then(|c| c.profile))
+        .unwrap_or(Profile::Standard);
+    let facts = probe::collect(&probe_context(profile, config.as_ref()));
+    let facts = redact_if(facts, global)?;
     let mut text =
         serde_json::to_string_pretty(&facts).map_err(|e| AppError::Internal(e.to_string()))?;
     text.push('\n');
@@ -124,25 +301,118 @@ fn facts(profile: Profile) -> Result<i32, AppError> {
     Ok(EXIT_READY)
 }
 
-fn load_rules(extra: &[std::path::PathBuf]) -> Result<RuleSet, AppError> {
+/// `--redact`: the facts without user names, homes, host name, serials and UUIDs.
+fn redact_if(facts: Facts, global: &GlobalArgs) -> Result<Facts, AppError> {
+    if !global.redact {
+        return Ok(facts);
+    }
+    crate::facts::redact::redact(facts).map_err(AppError::Internal)
+}
+
+/// `--redact` on a rendered report: the paths that do not come from the facts.
+fn redact_text_if(text: String, global: &GlobalArgs) -> String {
+    if global.redact {
+        crate::facts::redact::redact_text(&text)
+    } else {
+        text
+    }
+}
+
+/// `gpu-doctor fix`: the commands that fix the findings; with --yes, run them and check again.
+fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Result<i32, AppError> {
+    use crate::fix::{self as fixes, Outcome, Shell};
+    let shell = match args.shell {
+        Some(crate::cli::FixShell::Bash) => Shell::Bash,
+        Some(crate::cli::FixShell::Powershell) => Shell::PowerShell,
+        None => Shell::native(),
+    };
+    let own = CheckArgs {
+        profile: args.profile,
+        facts: args.facts.clone(),
+        rule_files: args.rule_files.clone(),
+        ..CheckArgs::default()
+    };
+    let check_args = merge(top, own);
+    if args.yes {
+        fixes::can_run(shell, check_args.facts.is_some(), global.redact)
+            .map_err(AppError::Input)?;
+    }
+    let judged = judge(&check_args, global)?;
+    let known: Vec<&str> = judged.rules.rules().iter().map(|r| r.id.as_str()).collect();
+    if let Some(id) = args.only.iter().find(|id| !known.contains(&id.as_str())) {
+        let hint = closest(id, &known)
+            .map(|c| format!(" Did you mean `{c}`?"))
+            .unwrap_or_default();
+        return Err(AppError::Input(format!(
+            "no rule `{id}`.{hint} `gpu-doctor rules` lists them all."
+        )));
+    }
+    let steps = fixes::plan(&judged.findings, &args.only, shell);
+    write_stdout(&redact_text_if(
+        fixes::render_plan(&steps, shell, args.yes),
+        global,
+    ))?;
+    if !args.yes {
+        return Ok(judged.verdict.exit_code);
+    }
+    let deadline = std::time::Duration::from_secs(args.timeout);
+    let outcome = fixes::run_plan(&steps, shell, deadline, &mut io::stderr());
+    eprintln!("gpu-doctor: checking again");
+    let again = judge(&check_args, global)?;
+    write_stdout(&report::render(
+        Format::Human,
+        &again.input(global.verbose),
+    )?)?;
+    match outcome {
+        Outcome::Done(_) => Ok(again.verdict.exit_code),
+        Outcome::Failed { command, why } => {
+            eprintln!(
+                "gpu-doctor: the fix `{command}` failed: {why}; the commands after it did not run"
+            );
+            Ok(EXIT_NOT_READY)
+        }
+    }
+}
+
+/// The built-in rules, the configuration's rule files, those named with --rules, and the
+/// rules generated from the configuration's requirements; the waivers are checked against them.
+fn load_rules(extra: &[std::path::PathBuf], config: Option<&Config>) -> Result<RuleSet, AppError> {
     let mut rules =
         RuleSet::builtin().map_err(|e| AppError::Internal(format!("built-in rules: {e}")))?;
-    for path in extra {
+    // A repository's configuration names rule files only inside its own folder (docs/security.md).
+    for c in config.iter() {
+        for f in &c.rule_files {
+            crate::rules::limits::inside_folder(&f.value, &c.dir)
+                .map_err(|why| AppError::Config(c.diag(f.at, why).to_string()))?;
+        }
+    }
+    let configured = config
+        .into_iter()
+        .flat_map(|c| c.rule_files.iter().map(|f| &f.value));
+    for path in configured.chain(extra) {
         rules
             .load_file(path)
             .map_err(|e| AppError::Rules(e.to_string()))?;
     }
+    if let Some(c) = config {
+        c.add_requirement_rules(&mut rules)
+            .map_err(|e| AppError::Internal(format!("rules of the requirements: {e}")))?;
+        c.check_waivers(&rules)
+            .map_err(|e| AppError::Config(e.to_string()))?;
+    }
     Ok(rules)
 }
 
-fn list_rules(extra: &[std::path::PathBuf]) -> Result<i32, AppError> {
-    let rules = load_rules(extra)?;
+fn list_rules(extra: &[std::path::PathBuf], global: &GlobalArgs) -> Result<i32, AppError> {
+    let config = load_config(global)?;
+    let rules = load_rules(extra, config.as_ref())?;
     write_stdout(&report::rule_list(&rules))?;
     Ok(EXIT_READY)
 }
 
-fn explain(id: &str) -> Result<i32, AppError> {
-    let rules = load_rules(&[])?;
+fn explain(id: &str, global: &GlobalArgs) -> Result<i32, AppError> {
+    let config = load_config(global)?;
+    let rules = load_rules(&[], config.as_ref())?;
     let Some(rule) = rules.get(id) else {
         let known: Vec<&str> = rules.rules().iter().map(|r| r.id.as_str()).collect();
         let hint = closest(id, &known)
@@ -210,6 +480,7 @@ fn gpu_free_mib(index: u32) -> Result<(u64, String), String> {
 fn child_probe(which: ChildProbe, profile: Profile) -> i32 {
     match which {
         ChildProbe::Cuda => probe::cuda::child_main(profile),
+        ChildProbe::LlamaEngine => probe::llama::engine::child_main(),
     }
 }
 

@@ -32,6 +32,31 @@ pub struct GlobalArgs {
     /// Show evidence, information-level details and probe timings.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Use this configuration file (a gpu-doctor.toml, or a pyproject.toml with
+    /// [tool.gpu-doctor]) instead of the nearest one above the project folder.
+    #[arg(long, value_name = "FILE", global = true, env = "GPU_DOCTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Use no configuration file (wins over --config; GPU_DOCTOR_NO_CONFIG=1 does the same
+    /// unless a file is named).
+    #[arg(long, global = true)]
+    pub no_config: bool,
+
+    /// Neither read nor write the live-result cache (the quick profile then shows no live
+    /// answers; docs/pre-commit.md).
+    #[arg(
+        long,
+        global = true,
+        env = "GPU_DOCTOR_NO_CACHE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_cache: bool,
+
+    /// Remove user names, home folders, the host name, GPU serial numbers and UUIDs from the
+    /// report and from recorded facts (docs/security.md).
+    #[arg(long, global = true)]
+    pub redact: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,8 +69,17 @@ pub enum Command {
     Rules(RulesArgs),
     /// Explain one rule: what it checks, why, and how to fix it.
     Explain(ExplainArgs),
+    /// Show the commands that fix this machine's findings; run them only with --yes.
+    Fix(FixArgs),
     /// Read a GGUF model's header and say how many of its layers fit in this GPU's free memory.
     Model(ModelArgs),
+    /// Run a command only when the preflight passes: `gpu-doctor exec -- make train`.
+    Exec(ExecArgs),
+    /// Write a starter gpu-doctor.toml, the pre-commit hook and CI jobs into a project.
+    Init(InitArgs),
+    /// Slurm HealthCheckProgram: check this node, drain it when not ready, resume it when ready
+    /// and gpu-doctor drained it (docs/slurm.md).
+    SlurmHealthcheck(SlurmHealthcheckArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Internal: run one probe in this child process and print its JSON (used for isolation).
@@ -79,6 +113,71 @@ pub struct CheckArgs {
     /// the same folder, renamed over FILE): for node_exporter's textfile collector.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: CMD's own when the check passes (127: CMD not found, 126: not executable); 1 when it fails (the findings go to stderr, CMD does not run); 2 no verdict."
+)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project folder to write into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Replace gpu-doctor's own files that exist (never a .pre-commit-config.yaml or
+    /// .gitlab-ci.yml: init says what to add to those).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Leave a piece out; may be given several times.
+    #[arg(long, value_enum, value_name = "PIECE")]
+    pub skip: Vec<crate::config::init::Piece>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 ready, 1 not ready (drained, or already out of service), 2 no verdict or scontrol failed (the node is left as it is). See docs/slurm.md."
+)]
+pub struct SlurmHealthcheckArgs {
+    /// How much to probe (default standard: NVML and CUDA initialisation).
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+
+    /// Judge recorded facts from FILE instead of probing this node.
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+
+    /// The lowest severity that drains the node.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+
+    /// Extra rule file (TOML) to judge with; may be given several times.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rule_files: Vec<PathBuf>,
+
+    /// The Slurm node name (default: $SLURMD_NODENAME, else the host name up to its first dot,
+    /// as slurmd takes it).
+    #[arg(long, value_name = "NAME", env = "SLURMD_NODENAME")]
+    pub node: Option<String>,
+
+    /// The scontrol to run (default: scontrol on PATH, else in /usr/bin, /usr/local/bin,
+    /// /opt/slurm/bin).
+    #[arg(long, value_name = "PATH")]
+    pub scontrol: Option<PathBuf>,
+
+    /// Read the node's state and say what would be done, without changing it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +245,8 @@ pub struct ProbeArgs {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ChildProbe {
     Cuda,
+    /// The reference engine (llama.cpp); its request comes in GPU_DOCTOR_ENGINE_REQUEST.
+    LlamaEngine,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -187,6 +288,48 @@ impl FailOn {
             FailOn::Never => None,
         }
     }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Nothing runs without --yes. Exit codes: without --yes, the check's (0 ready, 1 not ready); with --yes, the check's after the fixes ran (1 also when a fix failed); 2 no verdict (bad input, PowerShell missing)."
+)]
+pub struct FixArgs {
+    /// Only the fixes of these rules (ids as `gpu-doctor rules` lists them).
+    #[arg(value_name = "RULE")]
+    pub only: Vec<String>,
+
+    /// The shell the commands are written for and run with (default: bash; PowerShell on
+    /// Windows).
+    #[arg(long, value_enum)]
+    pub shell: Option<FixShell>,
+
+    /// Run the commands, one after the other (stopping at the first that fails), then check
+    /// again. Without it nothing runs.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// The longest one command may run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
+
+    /// How much to probe.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+
+    /// Show the fixes for recorded facts (they cannot be run: the facts are another machine's).
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+
+    /// Extra rule file (TOML) to judge with; may be given several times.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rule_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixShell {
+    Bash,
+    Powershell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

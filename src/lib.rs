@@ -5,10 +5,16 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod facts;
+pub mod fix;
+pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gguf;
 pub mod knowledge;
 pub mod probe;
 pub mod report;
 pub mod rules;
 pub mod shell;
+pub mod signals;

@@ -1,10 +1,18 @@
 //! gpu-doctor's entry point: parse the command line, run, exit with the documented code.
 
 use clap::Parser;
-use gpu_doctor::{app, cli::Cli};
+use gpu_doctor::probe::process;
+use gpu_doctor::{app, cli::Cli, signals};
 
 fn main() {
     // clap exits with 2 on a bad flag and 0 for --help/--version, as docs/exit-codes.md says.
     let cli = Cli::parse();
-    std::process::exit(app::run(cli));
+    // On SIGINT/SIGTERM: end the child processes, remove temporary files, exit 130/143.
+    if let Err(e) = signals::install() {
+        eprintln!("gpu-doctor: warning: cannot handle interrupts ({e}); Ctrl-C may leave child processes running");
+    }
+    let code = app::run(cli);
+    // A probe stopped at its deadline leaves its thread, and maybe its child, behind.
+    process::end_all_children();
+    std::process::exit(code);
 }

@@ -3,9 +3,11 @@
 //!
 //! - bash: values made only of `[A-Za-z0-9_@%+=:,./-]` stay as they are. Others are put in
 //!   single quotes, where nothing is special except the single quote itself, written `'\''`.
-//!   A value with a control character (a newline, a tab, an escape) uses the ANSI-C form
-//!   `$'...'` instead, so the command stays on one visible line and a terminal control
-//!   sequence is never echoed raw.
+//!   A value with a control character (a newline, a tab, an escape, or a C1 control such as
+//!   U+009B, which some terminals read as an escape sequence) uses the ANSI-C form `$'...'`
+//!   instead, so the command stays on one visible line and a terminal control sequence is
+//!   never echoed raw. C1 controls are written as their UTF-8 bytes (`\xc2\x9b`), which mean
+//!   the same character whatever the locale.
 //! - PowerShell: every value is put in single quotes, except a plain decimal number. Inside
 //!   single quotes PowerShell expands nothing; the quote is written twice. PowerShell also
 //!   treats the typographic quotes `‘ ’ ‚ ‛` as single quotes, so those are doubled too.
@@ -23,9 +25,9 @@ fn bash_safe(c: char) -> bool {
     c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c)
 }
 
-/// Control characters, which `$'...'` spells with escapes.
+/// Control characters (C0, DEL and C1), which `$'...'` spells with escapes.
 fn is_control(c: char) -> bool {
-    c.is_ascii_control()
+    c.is_control()
 }
 
 /// Quote `value` as one bash word.
@@ -62,7 +64,13 @@ fn ansi_c_quote(value: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             // Two hex digits always: `\x` reads at most two, so a following digit is safe.
-            c if is_control(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            // Byte by byte: a C1 control is two bytes in UTF-8.
+            c if is_control(c) => {
+                let mut bytes = [0u8; 4];
+                for b in c.encode_utf8(&mut bytes).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
             c => out.push(c),
         }
     }

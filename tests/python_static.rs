@@ -706,9 +706,11 @@ fn uv_projects_and_config_name_environments() {
     write(&sb.project.join("uv.lock"), "version = 1\n");
     real_venv(&sb.project.join("uv-env"));
     real_venv(&sb.root.join("shared-env"));
+    // The nearest configuration is the one read (crate::config): gpu-doctor.toml, which wins
+    // over pyproject.toml's table in the same folder, names both.
     write(
         &sb.project.join("gpu-doctor.toml"),
-        "[python]\nenvironments = [\"/nonexistent/env\"]\n",
+        "[python]\nenvironments = [\"../shared-env\", \"/nonexistent/env\"]\n",
     );
     let vars = [("UV_PROJECT_ENVIRONMENT", "uv-env".to_string())];
     let facts = probe(&context(&sb.project, &sb.home, &vars)).data;

@@ -5,7 +5,9 @@
 //! versioned by [`SCHEMA_VERSION`]; a reader refuses a newer major schema instead of guessing.
 //! Fields may be added within a schema version; none are removed or renamed.
 
+pub mod llama;
 pub mod python;
+pub mod redact;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,8 @@ pub struct Facts {
     pub toolkits: ToolkitFacts,
     /// The project's Python environments and the GPU packages in each.
     pub python: python::PythonFacts,
+    /// The llama.cpp offload proof (full profile): where each llama.cpp stack put the layers.
+    pub offload: llama::OffloadFacts,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -277,6 +277,20 @@ pub struct LiveProbe {
     pub executable: Option<String>,
     pub torch: LiveTorch,
     pub llama_cpp: LiveLlama,
+    /// Set when this answer was not asked in this run but taken from the live-result cache
+    /// (the quick profile does that; docs/pre-commit.md): when it was stored and how old it is.
+    /// Null for an answer of this run.
+    pub cached: Option<LiveCached>,
+}
+
+/// Where a cached live answer came from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct LiveCached {
+    /// When a standard or full run stored it (Unix seconds).
+    pub stored_at_unix: u64,
+    /// Its age at this run, in seconds.
+    pub age_s: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

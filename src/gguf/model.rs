@@ -302,8 +302,20 @@ pub fn layers_that_fit(
         .saturating_sub(reserve_bytes)
         .checked_sub(compute_bytes);
     let mut layers_on_gpu = 0;
+    // Blocks past the tensor table (a file may claim 2^60 of them) all cost the KV cache
+    // alone: count those by arithmetic, so the time taken never depends on what a file claims.
+    let known = n_layer.min(model.layer_bytes.len() as u64);
+    let beyond = n_layer - known;
+    if let Some(b) = budget {
+        let fit = b
+            .checked_div(kv_bytes_per_layer)
+            .unwrap_or(u64::MAX)
+            .min(beyond);
+        layers_on_gpu = fit;
+        budget = (fit == beyond).then(|| b - fit * kv_bytes_per_layer);
+    }
     // llama.cpp offloads the last n_gpu_layers blocks, so count from the end.
-    for i in (0..n_layer).rev() {
+    for i in (0..known).rev() {
         match budget.and_then(|b| b.checked_sub(layer_cost(i))) {
             Some(left) => {
                 budget = Some(left);
@@ -313,7 +325,10 @@ pub fn layers_that_fit(
         }
     }
     let output_on_gpu = layers_on_gpu == n_layer && budget.is_some_and(|b| b >= model.output_bytes);
-    let blocks_total = (0..n_layer).map(layer_cost).fold(0u64, u64::saturating_add);
+    let blocks_total = (0..known).map(layer_cost).fold(
+        beyond.saturating_mul(kv_bytes_per_layer),
+        u64::saturating_add,
+    );
     FitEstimate {
         n_layer,
         layers_on_gpu,

@@ -11,7 +11,7 @@
 use super::reader::{read_file, Array, GgufError, Value};
 use super::{pad, GgmlType, DEFAULT_ALIGNMENT, MAGIC, VERSION};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -384,33 +384,11 @@ pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
     params
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let metadata = params.metadata();
-    let tensors = params.tensors();
     let mut w = Counting {
         inner: out,
         written: 0,
     };
-    w.write_all(&MAGIC)?;
-    w.write_all(&VERSION.to_le_bytes())?;
-    w.write_all(&(tensors.len() as i64).to_le_bytes())?;
-    w.write_all(&(metadata.len() as i64).to_le_bytes())?;
-    for (key, value) in &metadata {
-        write_string(&mut w, key)?;
-        w.write_all(&(value.value_type() as i32).to_le_bytes())?;
-        write_value(&mut w, value)?;
-    }
-    let mut offset = 0u64;
-    for t in &tensors {
-        write_string(&mut w, &t.name)?;
-        w.write_all(&(t.dims.len() as u32).to_le_bytes())?;
-        for d in &t.dims {
-            w.write_all(&(*d as i64).to_le_bytes())?;
-        }
-        w.write_all(&(t.ggml_type.id as i32).to_le_bytes())?;
-        w.write_all(&offset.to_le_bytes())?;
-        offset = pad(offset + t.n_bytes(), DEFAULT_ALIGNMENT).unwrap_or(u64::MAX);
-    }
-    pad_to_alignment(&mut w)?;
+    let tensors = write_header(params, &mut w)?;
     let mut rng = SplitMix64(params.seed);
     let mut scratch = Vec::new();
     let table = f16_table();
@@ -420,6 +398,38 @@ pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
     }
     w.flush()?;
     Ok(w.written)
+}
+
+/// The header, metadata and tensor table, padded to the alignment; returns the tensors in file
+/// order. The tensor data start right after.
+fn write_header<W: Write>(
+    params: &ModelParams,
+    w: &mut Counting<'_, W>,
+) -> io::Result<Vec<TensorSpec>> {
+    let metadata = params.metadata();
+    let tensors = params.tensors();
+    w.write_all(&MAGIC)?;
+    w.write_all(&VERSION.to_le_bytes())?;
+    w.write_all(&(tensors.len() as i64).to_le_bytes())?;
+    w.write_all(&(metadata.len() as i64).to_le_bytes())?;
+    for (key, value) in &metadata {
+        write_string(w, key)?;
+        w.write_all(&(value.value_type() as i32).to_le_bytes())?;
+        write_value(w, value)?;
+    }
+    let mut offset = 0u64;
+    for t in &tensors {
+        write_string(w, &t.name)?;
+        w.write_all(&(t.dims.len() as u32).to_le_bytes())?;
+        for d in &t.dims {
+            w.write_all(&(*d as i64).to_le_bytes())?;
+        }
+        w.write_all(&(t.ggml_type.id as i32).to_le_bytes())?;
+        w.write_all(&offset.to_le_bytes())?;
+        offset = pad(offset + t.n_bytes(), DEFAULT_ALIGNMENT).unwrap_or(u64::MAX);
+    }
+    pad_to_alignment(w)?;
+    Ok(tensors)
 }
 
 /// Fill a tensor: norms are ones, matrices uniform with standard deviation 0.02 (as in
@@ -566,17 +576,94 @@ pub fn write_cached(params: &ModelParams, dir: &Path) -> Result<PathBuf, GgufErr
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = File::create(&tmp).and_then(|f| {
+    // Recorded while it exists, so that an interrupt removes it (crate::signals).
+    let result = crate::signals::create_temp(&tmp, File::create).and_then(|f| {
         let mut w = BufWriter::with_capacity(1 << 20, f);
         write_to(params, &mut w)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         fs::rename(&tmp, &path)
     });
-    if let Err(e) = result {
+    if result.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(io_err(e));
     }
+    crate::signals::forget_temp(&tmp);
+    result.map_err(io_err)?;
     Ok(path)
+}
+
+/// The speed model's file name: the random-weights name with `-zeros`.
+pub fn zeros_file_name(params: &ModelParams) -> String {
+    let name = params.file_name();
+    let stem = name.strip_suffix(".gguf").unwrap_or(&name);
+    format!("{stem}-zeros.gguf")
+}
+
+/// Write the model with every matrix zero, as a sparse file, into `dir` unless a valid copy is
+/// already there; returns its path and whether it was written now.
+///
+/// For the offload proof's speed workload, which needs a model of realistic width: llama.cpp
+/// maps the weights from the file, so only the header and the F32 norms (ones) are written and
+/// the matrices are holes that read as zeros. A zero matrix costs a matrix product exactly
+/// what a random one does, so prompt processing still times the hardware, and a model of
+/// hundreds of megabytes is written in milliseconds. Written to a temporary name and renamed,
+/// like [`write_cached`].
+pub fn write_zeros_cached(params: &ModelParams, dir: &Path) -> Result<(PathBuf, bool), GgufError> {
+    let path = dir.join(zeros_file_name(params));
+    let io_err = |e: io::Error| GgufError::io(&path, &e);
+    params
+        .validate()
+        .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    if is_valid_copy(params, &path) {
+        return Ok((path, false));
+    }
+    fs::create_dir_all(dir).map_err(io_err)?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        zeros_file_name(params),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = crate::signals::create_temp(&tmp, File::create).and_then(|mut f| {
+        write_zeros(params, &mut f)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    crate::signals::forget_temp(&tmp);
+    result.map_err(io_err)?;
+    Ok((path, true))
+}
+
+/// The header, then each F32 tensor (the norms: ones) at its offset, then the file's length
+/// set to the end of the last tensor; returns that length.
+fn write_zeros(params: &ModelParams, f: &mut File) -> io::Result<u64> {
+    let mut header = Vec::new();
+    let tensors = write_header(
+        params,
+        &mut Counting {
+            inner: &mut header,
+            written: 0,
+        },
+    )?;
+    f.write_all(&header)?;
+    let data = header.len() as u64;
+    let mut offset = 0u64;
+    for t in &tensors {
+        if t.ggml_type == GgmlType::F32 {
+            f.seek(SeekFrom::Start(data + offset))?;
+            let ones: Vec<u8> = std::iter::repeat_n(1.0f32.to_le_bytes(), t.n_elements() as usize)
+                .flatten()
+                .collect();
+            f.write_all(&ones)?;
+        }
+        offset = pad(offset + t.n_bytes(), DEFAULT_ALIGNMENT)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "model too large"))?;
+    }
+    f.set_len(data + offset)?;
+    Ok(data + offset)
 }
 
 fn is_valid_copy(params: &ModelParams, path: &Path) -> bool {
@@ -664,6 +751,45 @@ mod tests {
         let p = ModelParams::speed(4096, 4);
         p.validate().unwrap();
         assert_eq!((p.n_head, p.head_dim(), p.n_ff), (32, 128, 11008));
+    }
+
+    #[test]
+    fn the_zeros_model_is_sparse_with_the_same_table_and_ones_for_norms() {
+        let dir = std::env::temp_dir().join(format!("gguf-zeros-{}", std::process::id()));
+        let p = ModelParams::speed(1024, 2);
+        let (path, written) = write_zeros_cached(&p, &dir).unwrap();
+        assert!(written);
+        assert!(path.to_string_lossy().ends_with("-zeros.gguf"));
+        let f = read_file(&path).unwrap();
+        assert_eq!(f.tensors.len(), p.tensors().len());
+        let bytes = fs::read(&path).unwrap();
+        let mut random = Vec::new();
+        write_to(&p, &mut random).unwrap();
+        assert_eq!(
+            bytes.len(),
+            random.len(),
+            "same layout as the random-weights model"
+        );
+        assert_eq!(
+            &bytes[..f.data_offset as usize],
+            &random[..f.data_offset as usize]
+        );
+        for t in &f.tensors {
+            let at = (f.data_offset + t.offset) as usize;
+            let data = &bytes[at..at + t.n_bytes as usize];
+            if t.name.ends_with("norm.weight") {
+                assert!(
+                    data.chunks(4).all(|c| c == 1.0f32.to_le_bytes()),
+                    "{}",
+                    t.name
+                );
+            } else {
+                assert!(data.iter().all(|&b| b == 0), "{}", t.name);
+            }
+        }
+        let (again, written) = write_zeros_cached(&p, &dir).unwrap();
+        assert_eq!((again, written), (path, false));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! every table lookup and version comparison happens here, in Rust, where it is tested.
 
 mod advice;
+mod llama;
 mod venv;
 
 pub use advice::VenvAdvice;
+pub use llama::{llama_views, LlamaView};
 pub use venv::{
     matrix_row, python_derived, venv_views, Candidate, MatrixRow, PythonDerived, VenvView,
 };

@@ -99,7 +99,7 @@ pub fn probe(ctx: &ProbeContext) -> Probed<CudaFacts> {
             alias.search_path(ctx.var("LD_LIBRARY_PATH")),
         );
     }
-    let deadline = child_deadline(ctx.profile);
+    let deadline = process::scaled(child_deadline(ctx.profile));
     match process::run(&mut cmd, deadline, MAX_CHILD_OUTPUT) {
         Ok(out) => interpret_child(&out, facts),
         Err(e) => Probed::failed(
@@ -126,7 +126,8 @@ impl AliasDir {
         let dir =
             std::env::temp_dir().join(format!("gpu-doctor-cuda-{}-{nanos}", std::process::id()));
         // create_dir (not _all) fails on an existing path, so nobody else's folder is reused.
-        std::fs::create_dir(&dir).ok()?;
+        // Recorded so that an interrupt removes it (crate::signals).
+        crate::signals::create_temp(&dir, std::fs::create_dir).ok()?;
         let alias = AliasDir(dir);
         std::os::unix::fs::symlink(&target, alias.0.join("libcuda.so")).ok()?;
         Some(alias)
@@ -151,16 +152,18 @@ impl AliasDir {
 impl Drop for AliasDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        crate::signals::forget_temp(&self.0);
     }
 }
 
-/// The doctor's own executable, unless `GPU_DOCTOR_EXE` names another.
-fn child_executable(ctx: &ProbeContext) -> Result<PathBuf, String> {
+/// The doctor's own executable, unless `GPU_DOCTOR_EXE` names another. Also used by the
+/// reference engine (`probe::llama::engine`), the other probe that re-runs the doctor.
+pub(crate) fn child_executable(ctx: &ProbeContext) -> Result<PathBuf, String> {
     if let Some(exe) = ctx.nonempty_var(EXE_OVERRIDE_VAR) {
         return Ok(PathBuf::from(exe));
     }
     std::env::current_exe()
-        .map_err(|e| format!("cannot find gpu-doctor's own executable to run the CUDA probe: {e}"))
+        .map_err(|e| format!("cannot find gpu-doctor's own executable to run a child probe: {e}"))
 }
 
 /// Turn what the child did into the probe's outcome. A report on stdout wins, even after a
@@ -203,6 +206,11 @@ pub fn interpret_child(out: &process::CommandOutput, facts: CudaFacts) -> Probed
 
 /// The child's JSON report: the whole of stdout, or failing that its last line that is one.
 pub fn parse_report(stdout: &[u8]) -> Option<ChildReport> {
+    parse_child_json(stdout)
+}
+
+/// [`parse_report`] for any child's report type (the reference engine's too).
+pub(crate) fn parse_child_json<T: serde::de::DeserializeOwned>(stdout: &[u8]) -> Option<T> {
     let text = String::from_utf8_lossy(stdout);
     let text = text.trim();
     if let Ok(report) = serde_json::from_str(text) {
@@ -317,6 +325,10 @@ pub fn fallback_error_name(code: i32) -> String {
     };
     name.to_string()
 }
+
+/// Also used by the reference engine's child, whose stdout must carry only its report.
+#[cfg(feature = "reference-engine")]
+pub(crate) use child::take_stdout;
 
 /// The in-process half, run only in the child.
 mod child {

@@ -3,11 +3,14 @@
 //! Anything the doctor starts (nvcc, a Python interpreter, its own child probes) may hang, print
 //! without end, or crash. This module starts it in its own process group, reads its output on
 //! background threads up to a cap, and kills the whole group when the deadline passes, so a
-//! stuck grandchild cannot keep the doctor waiting either.
+//! stuck grandchild cannot keep the doctor waiting either. What a program leaves running in its
+//! group when it ends is killed too. Every running group is recorded, so that
+//! [`end_all_children`] can end them when the doctor is interrupted (crate::signals) or exits.
 
 use std::io::{self, Read};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -54,17 +57,92 @@ impl CommandOutput {
     }
 }
 
-/// Children started by [`run`] that are still running, by process-group id, so that a signal
-/// handler can end them when the doctor itself is interrupted.
+/// Children started by [`run`] that are still running, by process-group id, so that they can be
+/// ended when the doctor is interrupted or exits with a timed-out probe's thread still waiting.
 static RUNNING_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Set once the doctor is ending: [`run`] starts no new child after it.
+static ENDING: AtomicBool = AtomicBool::new(false);
+/// How long [`end_all_children`] waits for a child that is being started right now.
+const END_LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How long the output of a program that has ended is still read (a killed one's last words).
+const DRAIN_AFTER_END: Duration = Duration::from_millis(200);
+/// The variable that shortens every deadline, for gpu-doctor's own tests (docs/reliability.md).
+pub const DEADLINE_SCALE_VAR: &str = "GPU_DOCTOR_TEST_DEADLINE_SCALE";
+/// No deadline is shortened below this (or below itself, when shorter): a probe that takes a few
+/// hundred milliseconds on a busy machine must still finish.
+const SCALED_FLOOR: Duration = Duration::from_secs(1);
 
-/// Kill every process group [`run`] started that has not ended yet.
-pub fn kill_all_children() {
-    if let Ok(groups) = RUNNING_GROUPS.lock() {
-        for &pgid in groups.iter() {
-            kill_group(pgid);
+/// `deadline` as this run uses it: shortened by `GPU_DOCTOR_TEST_DEADLINE_SCALE` (a factor from
+/// 0.05 to 1; anything else is ignored), never below one second. Only tests set it, so that a
+/// hanging stand-in costs them seconds instead of the real 40 s; it can never lengthen a deadline.
+pub fn scaled(deadline: Duration) -> Duration {
+    static SCALE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let scale =
+        *SCALE.get_or_init(|| deadline_scale(std::env::var(DEADLINE_SCALE_VAR).ok().as_deref()));
+    scale_deadline(deadline, scale)
+}
+
+fn deadline_scale(value: Option<&str>) -> f64 {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| (0.05..=1.0).contains(s))
+        .unwrap_or(1.0)
+}
+
+fn scale_deadline(deadline: Duration, scale: f64) -> Duration {
+    deadline.mul_f64(scale).max(SCALED_FLOOR.min(deadline))
+}
+
+/// End every child process group [`run`] started that is still running, and start no new one.
+/// For the end of the doctor's life: an interrupt, or an exit that leaves a timed-out probe's
+/// thread behind.
+pub fn end_all_children() {
+    ENDING.store(true, Ordering::SeqCst);
+    // A child being started holds the lock until its group is recorded; wait for it, boundedly.
+    let Some(groups) = lock_within(END_LOCK_WAIT) else {
+        return;
+    };
+    for &pgid in groups.iter() {
+        kill_group(pgid);
+    }
+}
+
+fn lock_within(wait: Duration) -> Option<MutexGuard<'static, Vec<i32>>> {
+    let until = Instant::now() + wait;
+    loop {
+        match RUNNING_GROUPS.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
         }
     }
+}
+
+/// Start `cmd` and record its process group in one step, under the lock, so that
+/// [`end_all_children`] either sees the child or keeps it from starting.
+fn spawn_recorded(cmd: &mut Command) -> io::Result<Child> {
+    let mut groups = RUNNING_GROUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if ENDING.load(Ordering::SeqCst) {
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "gpu-doctor is ending; no new program is started",
+        ));
+    }
+    let child = cmd.spawn()?;
+    groups.push(child.id() as i32);
+    Ok(child)
+}
+
+fn forget_group(pgid: i32) {
+    let mut groups = RUNNING_GROUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    groups.retain(|&g| g != pgid);
 }
 
 /// Run `cmd` with stdin closed, capturing at most `max_output` bytes of each stream, and kill it
@@ -75,21 +153,17 @@ pub fn run(cmd: &mut Command, deadline: Duration, max_output: usize) -> io::Resu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     new_process_group(cmd);
-    let mut child = cmd.spawn()?;
+    let mut child = spawn_recorded(cmd)?;
     let pgid = child.id() as i32;
-    if let Ok(mut groups) = RUNNING_GROUPS.lock() {
-        groups.push(pgid);
-    }
     let stdout = spawn_reader(child.stdout.take(), max_output);
     let stderr = spawn_reader(child.stderr.take(), max_output);
     let (status, timed_out) = wait_until(&mut child, pgid, start + deadline);
-    if let Ok(mut groups) = RUNNING_GROUPS.lock() {
-        groups.retain(|&g| g != pgid);
-    }
-    // After a kill, a grandchild that escaped the group could still hold the pipes open;
-    // the readers are then abandoned rather than joined.
-    let (stdout, out_cut) = join_reader(stdout, timed_out);
-    let (stderr, err_cut) = join_reader(stderr, timed_out);
+    forget_group(pgid);
+    // The group was killed (see wait_until), but a descendant that left it (setsid) could still
+    // hold the pipes open: the readers are waited for until the deadline, then abandoned.
+    let drain_until = (start + deadline).max(Instant::now() + DRAIN_AFTER_END);
+    let (stdout, out_cut) = join_reader(stdout, timed_out, drain_until);
+    let (stderr, err_cut) = join_reader(stderr, timed_out, drain_until);
     let (code, signal) = exit_parts(status);
     Ok(CommandOutput {
         code,
@@ -109,9 +183,15 @@ fn wait_until(
 ) -> (Option<std::process::ExitStatus>, bool) {
     let mut pause = Duration::from_micros(200);
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return (Some(status), false),
-            Ok(None) => {}
+        match has_exited(child) {
+            Ok(true) => {
+                // What the program left running in its group (`cmd &` in a script) goes with
+                // it: it would keep the pipes open and outlive the doctor. On Linux the
+                // program is not reaped yet, so its pid, the group's id, cannot be reused.
+                kill_group(pgid);
+                return (child.wait().ok(), false);
+            }
+            Ok(false) => {}
             Err(_) => return (None, false),
         }
         let now = Instant::now();
@@ -126,46 +206,79 @@ fn wait_until(
     }
 }
 
-type Reader = JoinHandle<(Vec<u8>, bool)>;
+/// What a reader thread has kept so far, and whether it had to drop some.
+type Kept = Arc<Mutex<(Vec<u8>, bool)>>;
+
+/// A thread reading one output stream, and what it has read: shared, so that what a reader
+/// abandoned on a pipe held open by an escaped descendant had read is still used.
+struct Reader {
+    handle: JoinHandle<()>,
+    kept: Kept,
+}
 
 fn spawn_reader<R: Read + Send + 'static>(stream: Option<R>, cap: usize) -> Option<Reader> {
     let mut stream = stream?;
-    Some(thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut cut = false;
+    let kept: Kept = Arc::default();
+    let shared = Arc::clone(&kept);
+    let handle = thread::spawn(move || {
         let mut buf = [0u8; 8192];
         loop {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
+                    let mut kept = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    let room = cap.saturating_sub(kept.0.len());
                     if n > room {
-                        cut = true;
+                        kept.1 = true;
                     }
-                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    kept.0.extend_from_slice(&buf[..n.min(room)]);
                 }
             }
         }
-        (kept, cut)
-    }))
+    });
+    Some(Reader { handle, kept })
 }
 
-fn join_reader(reader: Option<Reader>, timed_out: bool) -> (Vec<u8>, bool) {
-    let Some(handle) = reader else {
+fn join_reader(reader: Option<Reader>, timed_out: bool, until: Instant) -> (Vec<u8>, bool) {
+    let Some(reader) = reader else {
         return (Vec::new(), false);
     };
-    if timed_out {
-        // Give the reader a moment to drain what the killed process wrote, but never wait on a
-        // pipe some escaped descendant keeps open.
-        let until = Instant::now() + Duration::from_millis(200);
-        while !handle.is_finished() && Instant::now() < until {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if !handle.is_finished() {
-            return (Vec::new(), false);
-        }
+    // After a timeout, give the reader a moment to drain what the killed process wrote;
+    // otherwise wait until the deadline. Never wait on a pipe an escaped descendant keeps open:
+    // such a reader is left behind with what it read so far taken from it.
+    let until = if timed_out {
+        Instant::now() + DRAIN_AFTER_END
+    } else {
+        until
+    };
+    while !reader.handle.is_finished() && Instant::now() < until {
+        thread::sleep(Duration::from_millis(2));
     }
-    handle.join().unwrap_or_default()
+    let mut kept = reader.kept.lock().unwrap_or_else(PoisonError::into_inner);
+    (std::mem::take(&mut kept.0), kept.1)
+}
+
+/// Whether the child has ended, without reaping it (so its pid stays reserved).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn has_exited(child: &mut Child) -> io::Result<bool> {
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t owned here; WNOWAIT leaves the
+    // child waitable, so Child::wait still reaps it.
+    let info = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_PID, child.id() as libc::id_t, &mut info, flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        info
+    };
+    // SAFETY: si_pid is valid for the WEXITED family; it stays 0 while the child runs.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// Elsewhere the child is reaped here; its status is kept for Child::wait.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn has_exited(child: &mut Child) -> io::Result<bool> {
+    child.try_wait().map(|s| s.is_some())
 }
 
 #[cfg(unix)]
@@ -280,6 +393,94 @@ mod tests {
         let out = run(&mut sh("kill -SEGV $$"), Duration::from_secs(5), 1024).unwrap();
         assert_eq!(out.signal, Some(11));
         assert_eq!(out.describe_end(), "killed by signal 11 (SIGSEGV)");
+    }
+
+    /// Gone, or a zombie waiting for a parent that is not this process to reap it.
+    fn is_gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn what_a_program_leaves_running_in_its_group_is_ended_with_it() {
+        // The background `sleep` keeps stdout open: without the group kill the readers would
+        // wait for it, 30 s past the program's own end.
+        let out = run(
+            &mut sh("sleep 30 & echo $!; exit 0"),
+            Duration::from_secs(20),
+            1024,
+        )
+        .unwrap();
+        assert!(
+            out.duration < Duration::from_secs(5),
+            "took {:?}",
+            out.duration
+        );
+        assert_eq!(out.code, Some(0));
+        assert!(!out.timed_out);
+        let pid: i32 = out.stdout_text().trim().parse().unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while !is_gone(pid) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            is_gone(pid),
+            "the background sleep {pid} outlived its program"
+        );
+    }
+
+    #[test]
+    fn a_descendant_that_leaves_the_group_cannot_hold_the_doctor_past_the_deadline() {
+        // setsid puts the sleep in a session of its own, out of reach of the group kill; it
+        // still holds stdout open. The wait for the output ends at the deadline.
+        if std::process::Command::new("setsid")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: no setsid");
+            return;
+        }
+        // The script prints the sleep's pid only once it is in its new session, so the group
+        // kill at the script's exit cannot catch it first.
+        let script = "f=$(mktemp); setsid sh -c \"echo \\$\\$ > $f; exec sleep 30\" & \
+                      while [ ! -s $f ]; do sleep 0.01; done; cat $f; rm -f $f; exit 0";
+        let t0 = Instant::now();
+        let out = run(&mut sh(script), Duration::from_secs(2), 1024).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert_eq!(out.code, Some(0));
+        // What was read before the wait was given up is kept.
+        let pid: i32 = out.stdout_text().trim().parse().unwrap();
+        assert!(
+            !is_gone(pid),
+            "the sleep did not escape: the test proves nothing"
+        );
+        // SAFETY: kill(2) on the pid this test's program started; no memory is touched.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+
+    #[test]
+    fn the_test_deadline_scale_only_shortens_and_keeps_a_floor() {
+        assert_eq!(deadline_scale(None), 1.0);
+        assert_eq!(deadline_scale(Some("0.1")), 0.1);
+        assert_eq!(deadline_scale(Some("5")), 1.0, "never lengthens");
+        assert_eq!(deadline_scale(Some("0")), 1.0);
+        assert_eq!(deadline_scale(Some("fast")), 1.0);
+        let s = Duration::from_secs;
+        assert_eq!(scale_deadline(s(40), 0.1), s(4));
+        assert_eq!(scale_deadline(s(3), 0.1), s(1), "floor of one second");
+        assert_eq!(
+            scale_deadline(Duration::from_millis(300), 0.1),
+            Duration::from_millis(300),
+            "a deadline under the floor stays as it is"
+        );
     }
 
     #[test]

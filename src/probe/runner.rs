@@ -6,7 +6,7 @@
 //! behind (threads cannot be killed); probes that may truly hang do their risky work in a child
 //! process ([`super::process`]) so that nothing is left running when the doctor exits.
 
-use super::{cuda, driver, host, python, toolkit, ProbeContext, Probed, Profile};
+use super::{cuda, driver, host, llama, process, python, toolkit, ProbeContext, Probed, Profile};
 use crate::facts::{Facts, ProbeOutcome, ProbeStatus};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,6 +21,7 @@ enum Section {
     Cuda(Probed<crate::facts::CudaFacts>),
     Toolkits(Probed<crate::facts::ToolkitFacts>),
     Python(Probed<crate::facts::python::PythonFacts>),
+    Offload(Probed<crate::facts::llama::OffloadFacts>),
 }
 
 type ProbeFn = fn(&ProbeContext) -> Section;
@@ -54,9 +55,13 @@ const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         name: "cuda",
         runs_in: |p| p >= Profile::Standard,
-        deadline: |p| match p {
-            Profile::Full => Duration::from_secs(60),
-            _ => Duration::from_secs(20),
+        // Scaled, like every deadline of foreign code that may hang for long, only by the
+        // tests' GPU_DOCTOR_TEST_DEADLINE_SCALE (process::scaled).
+        deadline: |p| {
+            process::scaled(match p {
+                Profile::Full => Duration::from_secs(60),
+                _ => Duration::from_secs(20),
+            })
         },
         run: |ctx| Section::Cuda(cuda::probe(ctx)),
     },
@@ -73,9 +78,21 @@ const PROBES: &[ProbeSpec] = &[
         // the H100 machine, more on a cold disk. The live tier bounds each one at 40 s.
         deadline: |p| match p {
             Profile::Quick => Duration::from_secs(5),
-            _ => Duration::from_secs(60),
+            _ => process::scaled(Duration::from_secs(60)),
         },
-        run: |ctx| Section::Python(python::probe(ctx)),
+        // Marked in flight so that the offload proof times its GPU-against-CPU workload after
+        // it, not against the interpreters' imports.
+        run: |ctx| Section::Python(llama::while_python_runs(|| python::probe(ctx))),
+    },
+    ProbeSpec {
+        name: "offload",
+        // The llama.cpp offload proof reads the environments itself (the Python probe's static
+        // tier, milliseconds), so it starts with the others; its stacks that may use a GPU wait
+        // for the Python probe to end. Its stacks are bounded by llama::TOTAL_BUDGET; the
+        // deadline leaves a margin above that.
+        runs_in: |p| p == Profile::Full,
+        deadline: |_| process::scaled(llama::TOTAL_BUDGET + Duration::from_secs(20)),
+        run: |ctx| Section::Offload(llama::probe(ctx)),
     },
 ];
 
@@ -184,6 +201,7 @@ fn status_of(section: &Section) -> (ProbeStatus, Option<String>) {
         Section::Cuda(p) => (p.status, p.error.clone()),
         Section::Toolkits(p) => (p.status, p.error.clone()),
         Section::Python(p) => (p.status, p.error.clone()),
+        Section::Offload(p) => (p.status, p.error.clone()),
     }
 }
 
@@ -194,6 +212,7 @@ fn store(facts: &mut Facts, section: Section) {
         Section::Cuda(p) => facts.cuda = p.data,
         Section::Toolkits(p) => facts.toolkits = p.data,
         Section::Python(p) => facts.python = p.data,
+        Section::Offload(p) => facts.offload = p.data,
     }
 }
 

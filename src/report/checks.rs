@@ -6,7 +6,7 @@
 //! Item names come from crate::rules::scope_subjects, the same code that names findings'
 //! subjects, so a finding lands on its item's check.
 
-use super::ReportInput;
+use super::{ReportInput, Waived};
 use crate::rules::{scope_subjects, Finding, Rule, Scope, Severity, EVALUATION_FAILED};
 use std::collections::BTreeMap;
 
@@ -29,6 +29,8 @@ pub(super) enum State<'a> {
     Found(Vec<&'a Finding>),
     /// The rule's scope had no items on this machine (no GPU, no toolkit, ...).
     NotApplicable,
+    /// The rule found something that the configuration waives.
+    Waived(Vec<&'a Waived>),
 }
 
 impl Check<'_> {
@@ -69,11 +71,11 @@ pub(super) fn checks<'a>(input: &ReportInput<'a>) -> Vec<Check<'a>> {
             state,
         };
         match subjects {
-            None => out.push(base(None, take(input.findings, &mut used, &rule.id, None))),
+            None => out.push(base(None, take(input, &mut used, &rule.id, None))),
             Some(list) if list.is_empty() => out.push(base(None, State::NotApplicable)),
             Some(list) => {
                 for s in list {
-                    let state = take(input.findings, &mut used, &rule.id, Some(&s));
+                    let state = take(input, &mut used, &rule.id, Some(&s));
                     out.push(base(Some(s), state));
                 }
             }
@@ -100,13 +102,14 @@ pub(super) fn checks<'a>(input: &ReportInput<'a>) -> Vec<Check<'a>> {
     out
 }
 
-/// The findings of `rule` about `subject`, marked as used.
+/// The findings of `rule` about `subject`, marked as used; else its waived findings there.
 fn take<'a>(
-    findings: &'a [Finding],
+    input: &ReportInput<'a>,
     used: &mut [bool],
     rule: &str,
     subject: Option<&str>,
 ) -> State<'a> {
+    let findings = input.findings;
     // A rule that could not be evaluated on the item did not pass there: its
     // rule-evaluation-failed finding (subject "rule ID on ITEM") is the check's result.
     let failed = match subject {
@@ -122,10 +125,18 @@ fn take<'a>(
             found.push(f);
         }
     }
-    if found.is_empty() {
+    if !found.is_empty() {
+        return State::Found(found);
+    }
+    let waived: Vec<&Waived> = input
+        .waived
+        .iter()
+        .filter(|w| w.finding.rule == rule && w.finding.subject.as_deref() == subject)
+        .collect();
+    if waived.is_empty() {
         State::Passed
     } else {
-        State::Found(found)
+        State::Waived(waived)
     }
 }
 
@@ -159,6 +170,8 @@ mod tests {
                 verdict: &verdict,
                 verbose: false,
                 rules: &rules,
+                waived: &[],
+                config: None,
             };
             let all = checks(&input);
             let placed: usize = all
@@ -212,6 +225,8 @@ docs = "test"
             verdict: &verdict,
             verbose: false,
             rules: &rules,
+            waived: &[],
+            config: None,
         };
         let all = checks(&input);
         assert_eq!(all.len(), 1);

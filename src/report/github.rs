@@ -43,11 +43,16 @@ fn annotations(input: &ReportInput) -> String {
     let v = input.verdict;
     let _ = writeln!(
         out,
-        "gpu-doctor: {} ({} error(s), {} warning(s), {} note(s); fails on {})",
+        "gpu-doctor: {} ({} error(s), {} warning(s), {} note(s){}; fails on {})",
         if v.ready { "ready" } else { "not ready" },
         v.errors,
         v.warnings,
         v.infos,
+        if v.waived > 0 {
+            format!(", {} waived", v.waived)
+        } else {
+            String::new()
+        },
         v.fail_on
     );
     out

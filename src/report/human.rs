@@ -65,6 +65,13 @@ const SECTIONS: &[Section] = &[
         details: python_matrix,
         present: |f| !f.python.environments.is_empty(),
     },
+    Section {
+        category: "llama",
+        probe: "offload",
+        headline: offload_line,
+        details: |f| f.offload.stack_lines(),
+        present: |f| !f.offload.stacks.is_empty(),
+    },
 ];
 
 #[derive(Clone, Copy)]
@@ -142,6 +149,11 @@ pub fn render(input: &ReportInput) -> String {
         }
         for f in &findings {
             write_finding(&mut out, f, glyphs, powershell, input.verbose);
+        }
+        for w in input.waived {
+            if section_of(&w.finding) == section.category {
+                write_waived(&mut out, w);
+            }
         }
         if findings.iter().any(|f| f.severity >= Severity::Warn) {
             categories_with_issues += 1;
@@ -234,6 +246,25 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
     }
 }
 
+/// A waived finding: its title, and the waiver's reason, expiry and place. It does not count.
+fn write_waived(out: &mut String, w: &super::Waived) {
+    let _ = writeln!(
+        out,
+        "    ~ waived until {}: {}",
+        w.waiver.expires, w.finding.title
+    );
+    let owner = w
+        .waiver
+        .owner
+        .as_deref()
+        .map(|o| format!(", {o}"))
+        .unwrap_or_default();
+    let reason = format!("reason: {} ({}{owner})", w.waiver.reason, w.waiver.source);
+    for line in wrap(&reason, WRAP_WIDTH) {
+        let _ = writeln!(out, "      {line}");
+    }
+}
+
 /// Marks a detail line as a row of a table, printed without a bullet.
 const TABLE_ROW: &str = "\u{0}table:";
 
@@ -260,6 +291,24 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 }
 
 fn summary_line(input: &ReportInput, categories: usize, g: Glyphs) -> String {
+    let line = verdict_line(input, categories, g);
+    let v = input.verdict;
+    if v.waived == 0 {
+        return line;
+    }
+    let by = input.config.unwrap_or("the configuration");
+    format!(
+        "{} ({} waived by {by})\n",
+        line.trim_end(),
+        if v.waived == 1 {
+            "1 finding".to_string()
+        } else {
+            format!("{} findings", v.waived)
+        }
+    )
+}
+
+fn verdict_line(input: &ReportInput, categories: usize, g: Glyphs) -> String {
     let v = input.verdict;
     if v.errors == 0 && v.warnings == 0 {
         let verdict = if v.ready {
@@ -598,6 +647,22 @@ fn python_matrix(f: &Facts) -> Vec<String> {
     let mut out = vec![line(&header.map(String::from))];
     out.extend(table.iter().map(|r| line(r)));
     out
+}
+
+// --- llama.cpp offload ----------------------------------------------------------------------
+
+fn offload_line(f: &Facts) -> String {
+    let skipped = f
+        .probes
+        .get("offload")
+        .is_none_or(|o| o.status == ProbeStatus::Skipped);
+    if skipped {
+        return format!(
+            "llama.cpp offload: not proved in the {} profile (gpu-doctor check --profile full)",
+            f.profile
+        );
+    }
+    f.offload.headline()
 }
 
 #[cfg(test)]

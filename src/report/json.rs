@@ -13,6 +13,10 @@ struct Document<'a> {
     tool: &'a crate::facts::ToolInfo,
     verdict: &'a super::Verdict,
     findings: &'a [crate::rules::Finding],
+    /// Findings the configuration waives, each with its waiver; not counted in the verdict.
+    waived: &'a [super::Waived],
+    /// The configuration file used, if any.
+    config: Option<&'a str>,
     facts: &'a crate::facts::Facts,
 }
 
@@ -22,6 +26,8 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
         tool: &input.facts.tool,
         verdict: input.verdict,
         findings: input.findings,
+        waived: input.waived,
+        config: input.config,
         facts: input.facts,
     };
     let mut text =

@@ -61,7 +61,7 @@ fn suite(out: &mut String, input: &ReportInput, category: &str, members: &[&Chec
     let failures = members.iter().filter(|c| is_failure(input, c)).count();
     let skipped = members
         .iter()
-        .filter(|c| matches!(c.state, State::NotApplicable))
+        .filter(|c| matches!(c.state, State::NotApplicable | State::Waived(_)))
         .count();
     let hostname = input.facts.host.hostname.as_deref().unwrap_or("");
     let _ = writeln!(
@@ -122,6 +122,13 @@ fn testcase(out: &mut String, input: &ReportInput, category: &str, check: &Check
                     "not applicable: nothing of scope {} on this machine",
                     check.rule.map(|r| r.scope.as_str()).unwrap_or("?")
                 ))
+            );
+        }
+        State::Waived(waived) => {
+            let _ = writeln!(
+                out,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                attr(&super::waived_text(waived))
             );
         }
         State::Found(found) => {

@@ -76,6 +76,9 @@ fn item(out: &mut String, check: &Check) {
                 finding(out, &name, f);
             }
         }
+        State::Waived(waived) => {
+            let _ = writeln!(out, "- [x] {name}: {}", inline(&super::waived_text(waived)));
+        }
     }
 }
 

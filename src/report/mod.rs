@@ -30,6 +30,43 @@ pub struct ReportInput<'a> {
     /// The rules judged with: formats that list every check (junit, sarif, markdown) need the
     /// ones that found nothing too.
     pub rules: &'a RuleSet,
+    /// Findings an active waiver of the configuration covers: shown as waived, not counted.
+    pub waived: &'a [Waived],
+    /// The configuration file used, as messages name it.
+    pub config: Option<&'a str>,
+}
+
+/// A finding that an active waiver covers, and the waiver.
+#[derive(Debug, Clone, Serialize)]
+pub struct Waived {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub waiver: WaiverNote,
+}
+
+/// "waived until 2027-01-31: reason (gpu-doctor.toml:12)", for formats that list checks.
+pub(crate) fn waived_text(waived: &[&Waived]) -> String {
+    waived
+        .iter()
+        .map(|w| {
+            format!(
+                "waived until {}: {} ({}): {}",
+                w.waiver.expires, w.waiver.reason, w.waiver.source, w.finding.title
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What a waived finding shows of its waiver.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaiverNote {
+    pub reason: String,
+    /// The last day it applies, `YYYY-MM-DD`.
+    pub expires: String,
+    pub owner: Option<String>,
+    /// Where it is written: "gpu-doctor.toml:12".
+    pub source: String,
 }
 
 /// The outcome of judging: ready or not, and the exit code that says so.
@@ -42,6 +79,8 @@ pub struct Verdict {
     pub errors: usize,
     pub warnings: usize,
     pub infos: usize,
+    /// Findings waived by the configuration (not counted above).
+    pub waived: usize,
 }
 
 impl Verdict {
@@ -61,6 +100,7 @@ impl Verdict {
             errors: count(Severity::Error),
             warnings: count(Severity::Warn),
             infos: count(Severity::Info),
+            waived: 0,
         }
     }
 

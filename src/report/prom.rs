@@ -272,8 +272,9 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
+    // Recorded while it exists, so that an interrupt removes it (crate::signals).
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = crate::signals::create_temp(&tmp, std::fs::File::create)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -281,6 +282,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    crate::signals::forget_temp(&tmp);
     result
 }
 

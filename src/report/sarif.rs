@@ -33,7 +33,9 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
                 "executionSuccessful": true,
                 "exitCode": input.verdict.exit_code,
             }],
-            "results": input.findings.iter().map(|f| result(f, &rules)).collect::<Vec<_>>(),
+            "results": input.findings.iter().map(|f| result(f, &rules))
+                .chain(input.waived.iter().map(|w| suppressed(w, &rules)))
+                .collect::<Vec<_>>(),
             "properties": {
                 "ready": input.verdict.ready,
                 "failOn": input.verdict.fail_on,
@@ -102,6 +104,18 @@ fn result(f: &Finding, rules: &[&Rule]) -> Value {
         }]);
     }
     result
+}
+
+/// A waived finding: a result with an accepted external suppression (the configuration's
+/// waiver), which code-scanning tools show as dismissed.
+fn suppressed(w: &super::Waived, rules: &[&Rule]) -> Value {
+    let mut r = result(&w.finding, rules);
+    r["suppressions"] = json!([{
+        "kind": "external",
+        "status": "accepted",
+        "justification": format!("{} (until {}, {})", w.waiver.reason, w.waiver.expires, w.waiver.source),
+    }]);
+    r
 }
 
 /// Title, explanation and fix commands as plain text.

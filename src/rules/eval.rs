@@ -9,7 +9,8 @@ use super::template::Bindings;
 use super::{Category, ProbeView, Rule, RuleSet, Scope, Severity, HOST_VARIABLES};
 use crate::facts::Facts;
 use crate::knowledge::derive::{
-    derive, gpu_views, toolkit_views, venv_views, Derived, GpuView, ToolkitView, VenvView,
+    derive, gpu_views, llama_views, toolkit_views, venv_views, Derived, GpuView, ToolkitView,
+    VenvView,
 };
 use crate::shell::{quote_bash, quote_powershell};
 use serde::Serialize;
@@ -26,9 +27,9 @@ pub struct Finding {
     /// The rule's id (or [`EVALUATION_FAILED`]).
     pub rule: String,
     pub severity: Severity,
-    /// The report section: host, driver, gpu, cuda, toolkit, python or probe.
+    /// The report section: host, driver, gpu, cuda, toolkit, python, llama or probe.
     pub category: String,
-    /// The rule's scope: host, gpu, toolkit, probe, cuda_device or venv.
+    /// The rule's scope: host, gpu, toolkit, probe, cuda_device, venv or llama.
     pub scope: String,
     /// The item a scoped rule found something about: "GPU 0 (NVIDIA H100 80GB HBM3)",
     /// "toolkit /usr/local/cuda-12.4", "probe cuda", "CUDA device 0 (NVIDIA H100 80GB HBM3)",
@@ -72,6 +73,7 @@ impl HostValues {
                     "toolkits" => serde_json::to_value(&facts.toolkits),
                     "probes" => serde_json::to_value(&facts.probes),
                     "python" => serde_json::to_value(&facts.python),
+                    "offload" => serde_json::to_value(&facts.offload),
                     _ => serde_json::to_value(derived),
                 };
                 (name, value.unwrap_or(Json::Null))
@@ -197,6 +199,13 @@ fn items(scope: Scope, facts: &Facts, inputs: &Inputs) -> Vec<Item> {
             .map(|d| {
                 let subject = format!("CUDA device {} ({})", d.ordinal, d.name);
                 item(subject, serde_json::to_value(d).unwrap_or(Json::Null))
+            })
+            .collect(),
+        Scope::Llama => llama_views(facts, &inputs.derived, &inputs.venvs)
+            .into_iter()
+            .map(|v| {
+                let subject = v.stack.name.clone();
+                item(subject, serde_json::to_value(&v).unwrap_or(Json::Null))
             })
             .collect(),
         Scope::Venv => inputs

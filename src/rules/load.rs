@@ -4,6 +4,7 @@
 //! templates, and duplicate ids.
 
 use super::diag::{did_you_mean, Diagnostic, LoadError, SourceFile, StringMap};
+use super::limits;
 use super::paths::{comprehension_variables, tokenize, top_level_paths, Segment, TypeSchema};
 use super::template::Template;
 use super::{Category, ProbeView, Rule, Scope, Severity};
@@ -61,6 +62,14 @@ fn schema(variable: &str) -> Option<&'static TypeSchema> {
             ("toolkit", TypeSchema::new(schema_for!(ToolkitView))),
             ("probe", TypeSchema::new(schema_for!(ProbeView))),
             ("cuda_device", TypeSchema::new(schema_for!(CudaDevice))),
+            (
+                "offload",
+                TypeSchema::new(schema_for!(crate::facts::llama::OffloadFacts)),
+            ),
+            (
+                "llama",
+                TypeSchema::new(schema_for!(crate::knowledge::derive::LlamaView)),
+            ),
         ])
     });
     schemas.get(variable)
@@ -78,8 +87,25 @@ type Entry<'t, 'i> = (
 );
 
 /// Load the rules of one file. `existing` are the rules already loaded (for duplicate ids);
-/// `user` files may replace an existing rule with `override = true`.
+/// `user` files may replace an existing rule with `override = true`. Runs on a thread with a
+/// large stack, within the bounds of [`limits`] (rule files may be hostile).
 pub(crate) fn load(
+    name: &str,
+    text: &str,
+    env: &cel::Env,
+    existing: &[Rule],
+    user: bool,
+) -> Result<Vec<Rule>, LoadError> {
+    if text.len() > limits::MAX_FILE_BYTES {
+        return Err(LoadError::file(
+            name,
+            limits::file_too_large(text.len() as u64),
+        ));
+    }
+    limits::on_loader_stack(|| load_bounded(name, text, env, existing, user))
+}
+
+fn load_bounded(
     name: &str,
     text: &str,
     env: &cel::Env,
@@ -101,6 +127,7 @@ pub(crate) fn load(
         diags: Vec::new(),
         user,
         ids: Vec::new(),
+        steps: 0,
     };
     let rules = loader.document(doc.get_ref(), existing);
     if loader.diags.is_empty() {
@@ -124,6 +151,8 @@ struct Loader<'a> {
     diags: Vec<Diagnostic>,
     user: bool,
     ids: Vec<IdUse>,
+    /// Estimated evaluation steps of the conditions loaded so far ([`limits::MAX_FILE_COST`]).
+    steps: u64,
 }
 
 /// The keys that say what a rule is.
@@ -192,6 +221,10 @@ impl<'a> Loader<'a> {
                     continue;
                 }
             };
+            if let Some(t) = tables.get(limits::MAX_RULES_PER_FILE) {
+                self.error(t.span().start, limits::too_many_rules(tables.len()));
+                continue;
+            }
             for t in tables {
                 match t.get_ref() {
                     DeValue::Table(table) => loaded.extend(self.rule(t.span(), table)),
@@ -201,6 +234,9 @@ impl<'a> Loader<'a> {
         }
         if !saw_rules {
             self.error(0, "no rules: expected at least one `[[rule]]` table");
+        }
+        if self.steps > limits::MAX_FILE_COST {
+            self.error(0, limits::file_cost_message(self.steps));
         }
         self.check_ids(existing);
         loaded
@@ -616,6 +652,10 @@ impl<'a> Loader<'a> {
     /// only the syntax is checked).
     fn condition(&mut self, when: &Str, scope: Option<Scope>) -> Option<cel::Program> {
         let map = StringMap::new(self.file.text, when.span.start, when.span.end, &when.value);
+        if let Err((at, msg)) = limits::check_text(&when.value) {
+            self.error(map.offset(at), msg);
+            return None;
+        }
         let program = match self.env.compile(&when.value) {
             Ok(p) => p,
             Err(errors) => {
@@ -626,6 +666,14 @@ impl<'a> Loader<'a> {
                 return None;
             }
         };
+        let bounds = limits::check_program(&program, scope.is_some_and(|s| s != Scope::Host));
+        for (at, msg) in &bounds.violations {
+            self.error(map.offset(*at), msg.clone());
+        }
+        if !bounds.violations.is_empty() {
+            return None;
+        }
+        self.steps = self.steps.saturating_add(bounds.steps);
         let scope = scope?;
         let locals = comprehension_variables(program.expression());
         let allowed = scope.variables();

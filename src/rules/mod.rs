@@ -19,6 +19,7 @@
 
 mod diag;
 mod eval;
+pub mod limits;
 mod load;
 mod paths;
 mod reference;
@@ -29,6 +30,9 @@ mod tests;
 pub use diag::{Diagnostic, LoadError};
 pub use eval::{evaluate, scope_subjects, Finding, Fix, EVALUATION_FAILED};
 pub use reference::render_reference;
+
+/// For the configuration's diagnostics (crate::config), which point into files the same way.
+pub(crate) use diag::{did_you_mean, SourceFile, StringMap};
 
 use serde::Serialize;
 use std::fmt;
@@ -66,17 +70,19 @@ pub enum Category {
     Cuda,
     Toolkit,
     Python,
+    Llama,
     Probe,
 }
 
 impl Category {
-    pub const ALL: [Category; 7] = [
+    pub const ALL: [Category; 8] = [
         Category::Host,
         Category::Driver,
         Category::Gpu,
         Category::Cuda,
         Category::Toolkit,
         Category::Python,
+        Category::Llama,
         Category::Probe,
     ];
 
@@ -88,6 +94,7 @@ impl Category {
             Category::Cuda => "cuda",
             Category::Toolkit => "toolkit",
             Category::Python => "python",
+            Category::Llama => "llama",
             Category::Probe => "probe",
         }
     }
@@ -108,7 +115,7 @@ impl fmt::Display for Category {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
-    /// Once. Variables: `host`, `driver`, `cuda`, `toolkits`, `probes`, `derived`, `python`.
+    /// Once. Variables: `host`, `driver`, `cuda`, `toolkits`, `probes`, `derived`, `python`, `offload`.
     Host,
     /// Once per GPU NVML sees, bound as `gpu` (crate::knowledge::derive::GpuView).
     Gpu,
@@ -122,16 +129,20 @@ pub enum Scope {
     /// Once per Python environment found, bound as `venv`
     /// (crate::knowledge::derive::VenvView).
     Venv,
+    /// Once per llama.cpp stack of the offload proof, bound as `llama`
+    /// (crate::knowledge::derive::LlamaView).
+    Llama,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Host,
         Scope::Gpu,
         Scope::Toolkit,
         Scope::Probe,
         Scope::CudaDevice,
         Scope::Venv,
+        Scope::Llama,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +153,7 @@ impl Scope {
             Scope::Probe => "probe",
             Scope::CudaDevice => "cuda_device",
             Scope::Venv => "venv",
+            Scope::Llama => "llama",
         }
     }
 
@@ -172,8 +184,8 @@ impl fmt::Display for Scope {
 }
 
 /// Variables bound in every scope.
-pub const HOST_VARIABLES: [&str; 7] = [
-    "host", "driver", "cuda", "toolkits", "probes", "derived", "python",
+pub const HOST_VARIABLES: [&str; 8] = [
+    "host", "driver", "cuda", "toolkits", "probes", "derived", "python", "offload",
 ];
 
 /// The value bound as `probe` in rules of scope "probe": one entry of `Facts.probes`.
@@ -226,6 +238,7 @@ pub struct Rule {
 pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/core.toml", include_str!("../../rules/core.toml")),
     ("rules/python.toml", include_str!("../../rules/python.toml")),
+    ("rules/llama.toml", include_str!("../../rules/llama.toml")),
 ];
 
 /// A set of loaded rules: the built-in packs plus any user files, in load order.
@@ -270,8 +283,7 @@ impl RuleSet {
     /// unless the rule says `override = true`, which replaces the loaded rule.
     pub fn load_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::file(&name, format!("cannot read the rule file: {e}")))?;
+        let text = limits::read_rule_file(path).map_err(|e| LoadError::file(&name, e))?;
         self.load_str(&name, &text)
     }
 

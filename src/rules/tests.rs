@@ -86,7 +86,7 @@ fn bad_values_list_the_allowed_ones() {
     let err = load_err(&rule_with("\"true\"", "").replace("\"host\"", "\"network\""));
     assert!(err.contains("unknown category \"network\""), "{err}");
     assert!(
-        err.contains("expected one of: host, driver, gpu, cuda, toolkit, python, probe"),
+        err.contains("expected one of: host, driver, gpu, cuda, toolkit, python, llama, probe"),
         "{err}"
     );
 }
@@ -1092,7 +1092,204 @@ fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
             },
             no_input_change,
         ),
+        (
+            "python-live-check-failed",
+            |f| {
+                let l = live0(f);
+                l.status = "crashed".into();
+                l.error = Some(
+                    "signal 11 (SIGSEGV) while starting; stderr ends with:\n\
+                     Fatal Python error: Segmentation fault"
+                        .into(),
+                );
+                l.stage = Some("start".into());
+                l.torch = LiveTorch::default();
+                l.llama_cpp = LiveLlama::default();
+            },
+            no_input_change,
+        ),
+        (
+            "python-env-unreadable",
+            |f| {
+                env0(f).errors.push(
+                    "site-packages could not be listed: /srv/proj/.venv/lib/python3.12/\
+                     site-packages: Permission denied (os error 13)"
+                        .into(),
+                )
+            },
+            no_input_change,
+        ),
+        (
+            "python-discovery-incomplete",
+            |f| {
+                f.python.errors.push(
+                    "could not read the folder /srv/proj/pgdata: Permission denied (os error 13)"
+                        .into(),
+                )
+            },
+            no_input_change,
+        ),
+        (
+            "toolkit-unreadable",
+            |f| f.toolkits.installs[0].error = Some("nvcc --version: timed out after 3.0 s".into()),
+            no_input_change,
+        ),
+        // The llama.cpp offload proof (rules/llama.toml): one stack each.
+        (
+            "llama-layers-on-cpu",
+            |f| {
+                llama_case(f, |s| {
+                    s.system_info = Some("CPU : AVX2 = 1 | ".into());
+                    s.backends = vec!["CPU".into()];
+                    s.placement = Some(llama_load(0, false));
+                })
+            },
+            no_input_change,
+        ),
+        (
+            "llama-no-gpu-buffers",
+            |f| llama_case(f, |s| s.placement = Some(llama_load(3, false))),
+            no_input_change,
+        ),
+        (
+            "llama-gpu-slower-than-cpu",
+            |f| {
+                llama_case(f, |s| {
+                    s.speed = Some(crate::facts::llama::SpeedResult {
+                        workload: "prompt processing of 512 tokens".into(),
+                        prompt_tokens: 512,
+                        gpu_ms: Some(400.0),
+                        cpu_ms: Some(258.0),
+                        gpu_tokens_per_s: Some(1280.0),
+                        cpu_tokens_per_s: Some(1984.5),
+                        gpu_layers_on_gpu: 3,
+                        layers_total: 3,
+                        judged: true,
+                        ..Default::default()
+                    })
+                })
+            },
+            no_input_change,
+        ),
+        (
+            "llama-cuda-arch-missing",
+            |f| llama_case(f, |s| s.cuda_archs = vec!["10.0".into(), "12.0".into()]),
+            no_input_change,
+        ),
+        (
+            "llama-cuda-backend-fails-to-load",
+            |f| {
+                llama_case(f, |s| {
+                    s.placement = None;
+                    s.cuda_backend_load_error = Some(
+                        "libcudart.so.12: cannot open shared object file: No such file or directory"
+                            .into(),
+                    );
+                })
+            },
+            no_input_change,
+        ),
+        (
+            "llama-proof-crashed",
+            |f| {
+                llama_case(f, |s| {
+                    s.status = "crashed".into();
+                    s.signal = Some(11);
+                    s.error = Some("signal 11 (SIGSEGV) while loading the test model".into());
+                    s.placement = None;
+                    s.log_tail = vec!["print_info: n_layer_all           = 2".into()];
+                })
+            },
+            no_input_change,
+        ),
+        (
+            "llama-proof-failed",
+            |f| {
+                llama_case(f, |s| {
+                    s.status = "timed_out".into();
+                    s.error = Some("timed out after 60.0 s while loading the test model".into());
+                    s.placement = None;
+                })
+            },
+            no_input_change,
+        ),
+        (
+            "llama-reference-engine-crashed",
+            |f| {
+                llama_case(f, |s| {
+                    s.kind = "reference".into();
+                    s.status = "crashed".into();
+                    s.error = Some("killed by signal 6 (SIGABRT)".into());
+                    s.placement = None;
+                })
+            },
+            no_input_change,
+        ),
+        (
+            "llama-n-gpu-layers-zero",
+            |f| {
+                f.offload.config.zero_layer_commands =
+                    vec!["llama-server -m m.gguf -ngl 0 (argument -ngl 0)".into()];
+            },
+            no_input_change,
+        ),
     ]
+}
+
+/// A healthy llama-cpp-python stack of .venv (3 of 3 layers on CUDA0), changed by `edit`.
+fn llama_case(f: &mut Facts, edit: fn(&mut crate::facts::llama::LlamaStack)) {
+    let mut stack = crate::facts::llama::LlamaStack {
+        kind: "llama-cpp-python".into(),
+        name: "llama-cpp-python in .venv".into(),
+        environment: Some(".venv".into()),
+        status: "ok".into(),
+        system_info: Some("CUDA : ARCHS = 900 | CPU : AVX2 = 1 | ".into()),
+        backends: vec!["CUDA".into(), "CPU".into()],
+        cuda_archs: vec!["9.0".into()],
+        gpu_devices: Some(1),
+        placement: Some(llama_load(3, true)),
+        ..Default::default()
+    };
+    edit(&mut stack);
+    f.probes.insert("offload".into(), probe(ProbeStatus::Ok));
+    f.offload.stacks.push(stack);
+}
+
+/// A load of the 3-layer test model with `on_gpu` layers on CUDA0, with or without a weight
+/// buffer in GPU memory.
+fn llama_load(on_gpu: u32, gpu_buffer: bool) -> crate::facts::llama::LoadRun {
+    use crate::facts::llama::{BufferSize, LoadRun};
+    let device = |i: u32| if i < on_gpu { "CUDA0" } else { "CPU" };
+    LoadRun {
+        n_gpu_layers: -1,
+        layers_requested: 3,
+        loaded: true,
+        layers_total: 3,
+        layer_devices: (0..3).map(|i| device(i).to_string()).collect(),
+        layers_on_gpu: on_gpu,
+        layers_source: "layer lines".into(),
+        devices_used: vec!["CUDA0 (NVIDIA H100 80GB HBM3) (0000:00:06.0) - 80552 MiB free".into()],
+        model_buffers: if gpu_buffer {
+            vec![BufferSize {
+                name: "CUDA0".into(),
+                mib: 2.26,
+                gpu: true,
+            }]
+        } else {
+            vec![BufferSize {
+                name: "CPU_Mapped".into(),
+                mib: 2.39,
+                gpu: false,
+            }]
+        },
+        gpu_buffers: if gpu_buffer {
+            vec!["CUDA0".into()]
+        } else {
+            vec![]
+        },
+        evidence: vec!["load_tensors: layer   0 assigned to device CPU, is_swa = 0".into()],
+        ..LoadRun::default()
+    }
 }
 
 /// Rules that rightly fire together with a case's rule: the same broken fact is a problem for

@@ -11,8 +11,8 @@
 //!   `UV_PROJECT_ENVIRONMENT`);
 //! - `editor`: VS Code's `python.defaultInterpreterPath` / `python.pythonPath` in
 //!   `.vscode/settings.json` (JSON with comments and trailing commas, `${workspaceFolder}`);
-//! - `config`: `[python] environments = [...]` in `gpu-doctor.toml`, or the same under
-//!   `[tool.gpu-doctor.python]` in `pyproject.toml`.
+//! - `config`: `[python] environments = [...]` of the configuration (`gpu-doctor.toml`, or
+//!   `[tool.gpu-doctor.python]` in `pyproject.toml`; crate::config finds and reads it).
 //!
 //! Environments are de-duplicated by canonical path, so `.venv` reached through the project
 //! scan, VIRTUAL_ENV and the editor is one environment with three tags. Every walk is bounded
@@ -35,6 +35,8 @@ const MAX_ENTRIES: usize = 20_000;
 const MAX_CONDA_ENVS: usize = 128;
 /// PATH entries looked at.
 const MAX_PATH_ENTRIES: usize = 256;
+/// Unreadable folders noted by the project scan, at most.
+const MAX_SCAN_ERRORS: usize = 8;
 /// Settings and config files larger than this are not read.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
@@ -125,7 +127,7 @@ pub(crate) fn discover(ctx: &ProbeContext, project: Option<&Path>) -> Discovery 
         scan_project(project, &mut d);
         uv_env(ctx, project, &mut d);
         editor_env(ctx, project, &mut d);
-        config_envs(project, &mut d);
+        config_envs(ctx, project, &mut d);
     }
     conda_envs(ctx, &mut d);
     d
@@ -205,7 +207,8 @@ fn scan_project(project: &Path, d: &mut Discovery) {
             d.truncated = true;
             break;
         }
-        let children = subfolders(&dir, MAX_ENTRIES.saturating_sub(entries), &mut entries);
+        let budget = MAX_ENTRIES.saturating_sub(entries);
+        let children = subfolders(&dir, budget, &mut entries, &mut d.errors);
         if entries >= MAX_ENTRIES {
             d.truncated = true;
         }
@@ -214,9 +217,22 @@ fn scan_project(project: &Path, d: &mut Discovery) {
 }
 
 /// The subfolders of `dir` worth entering, sorted by name, reading at most `budget` entries.
-fn subfolders(dir: &Path, budget: usize, entries: &mut usize) -> Vec<PathBuf> {
-    let Ok(read) = fs::read_dir(dir) else {
-        return Vec::new();
+/// A folder that cannot be read (no permission) may hide an environment: it is noted in
+/// `errors`, a few at most.
+fn subfolders(
+    dir: &Path,
+    budget: usize,
+    entries: &mut usize,
+    errors: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let read = match fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound && errors.len() < MAX_SCAN_ERRORS {
+                errors.push(format!("could not read the folder {}: {e}", dir.display()));
+            }
+            return Vec::new();
+        }
     };
     let mut out = Vec::new();
     for entry in read.flatten().take(budget) {
@@ -498,48 +514,27 @@ fn strip_trailing_commas(text: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // config
 
-/// `environments = [...]` under `[python]` of gpu-doctor.toml, or under
-/// `[tool.gpu-doctor.python]` of pyproject.toml. Relative paths are relative to the project.
-/// Named environments are kept even when missing: the user asked about them.
-fn config_envs(project: &Path, d: &mut Discovery) {
-    let sources: [(&str, &[&str]); 2] = [
-        ("gpu-doctor.toml", &["python"]),
-        ("pyproject.toml", &["tool", "gpu-doctor", "python"]),
-    ];
-    for (file, keys) in sources {
-        let path = project.join(file);
-        if !path.is_file() {
-            continue;
+/// `environments = [...]` under `[python]` of the run's configuration (gpu-doctor.toml, or
+/// `[tool.gpu-doctor.python]` of pyproject.toml), as crate::config reads it: the file the
+/// command line chose, else the nearest one at or above the project. Relative paths are
+/// relative to the configuration's folder. Named environments are kept even when missing: the
+/// user asked about them.
+fn config_envs(ctx: &ProbeContext, project: &Path, d: &mut Discovery) {
+    let config = match crate::config::for_probe(ctx, project) {
+        Ok(Some(config)) => config,
+        Ok(None) => return,
+        Err(e) => {
+            d.errors.push(e);
+            return;
         }
-        let text = match read_text(&path, MAX_CONFIG_FILE, false) {
-            Ok(t) => t,
-            Err(e) => {
-                d.errors.push(format!("could not read {e}"));
-                continue;
-            }
-        };
-        let table: toml::Table = match toml::from_str(&text) {
-            Ok(t) => t,
-            Err(e) => {
-                d.errors
-                    .push(format!("{} is not valid TOML: {e}", path.display()));
-                continue;
-            }
-        };
-        let mut node = Some(&table);
-        for key in keys {
-            node = node.and_then(|t| t.get(*key)).and_then(|v| v.as_table());
-        }
-        let Some(list) = node
-            .and_then(|t| t.get("environments"))
-            .and_then(|v| v.as_array())
-        else {
-            continue;
-        };
-        d.searched.push(format!("{} environments", path.display()));
-        for item in list.iter().filter_map(|v| v.as_str()).take(MAX_CONDA_ENVS) {
-            d.add(normalize(&project.join(item)), FOUND_CONFIG);
-        }
+    };
+    let Some(list) = &config.python_environments else {
+        return;
+    };
+    d.searched
+        .push(format!("{} environments", config.path.display()));
+    for path in list.iter().take(MAX_CONDA_ENVS) {
+        d.add(normalize(path), FOUND_CONFIG);
     }
 }
 

@@ -70,20 +70,31 @@ impl LiveOptions {
     pub fn from_context(ctx: &ProbeContext) -> LiveOptions {
         LiveOptions {
             env: ctx.env.clone(),
-            per_interpreter: INTERPRETER_DEADLINE,
-            total: TOTAL_BUDGET,
+            // Shortened only by the tests' GPU_DOCTOR_TEST_DEADLINE_SCALE.
+            per_interpreter: process::scaled(INTERPRETER_DEADLINE),
+            total: process::scaled(TOTAL_BUDGET),
             max_output: MAX_OUTPUT,
             tensor: true,
         }
     }
 }
 
-/// Fill `live` of every environment, in the standard and full profiles (never in quick).
+/// Fill `live` of every environment: in the standard and full profiles by asking each
+/// interpreter (and storing the answers in the live-result cache, [`super::cache`]); in the
+/// quick profile, which starts no interpreter, from that cache where its entry is still valid.
 pub fn probe_all(ctx: &ProbeContext, envs: &mut [PythonEnv]) {
+    let cache = super::cache::LiveCache::open(ctx);
     if ctx.profile == Profile::Quick {
+        if let Some(cache) = &cache {
+            cache.attach(envs);
+        }
         return;
     }
+    let keys = cache.as_ref().map(|c| c.keys(envs));
     probe_envs(envs, &LiveOptions::from_context(ctx));
+    if let (Some(cache), Some(keys)) = (&cache, keys) {
+        cache.store(envs, &keys);
+    }
 }
 
 /// Run every environment's interpreter in parallel and store each answer in its `live`.
@@ -553,7 +564,8 @@ impl WorkDir {
             .unwrap_or(0);
         let path = base.join(format!("gpu-doctor-live-{}-{nanos}", std::process::id()));
         // create_dir (not create_dir_all) fails on an existing folder: never adopt one.
-        match std::fs::create_dir(&path) {
+        // Recorded so that an interrupt removes it (crate::signals).
+        match crate::signals::create_temp(&path, std::fs::create_dir) {
             Ok(()) => WorkDir { path, owned: true },
             Err(_) => WorkDir {
                 path: base,
@@ -571,6 +583,7 @@ impl Drop for WorkDir {
     fn drop(&mut self) {
         if self.owned {
             let _ = std::fs::remove_dir_all(&self.path);
+            crate::signals::forget_temp(&self.path);
         }
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! The project folder is `GPU_DOCTOR_PROJECT_DIR` when set, else the current directory.
 
+pub mod cache;
 pub(crate) mod discover;
 pub mod live;
 pub(crate) mod metadata;
