@@ -915,3 +915,25 @@ fn the_example_configuration_with_every_key_loads() {
     let (_, doc) = judge(&root, "h100", &["--config", &path]);
     assert!(!has(&doc, "findings", "requirement-gpu-memory"), "{doc}");
 }
+
+/// A repository can commit gpu-doctor.toml as a symlink to /dev/zero (git keeps symlinks):
+/// the doctor refuses it at once with exit 2 instead of reading without end.
+#[cfg(unix)]
+#[test]
+fn a_configuration_that_is_not_a_regular_file_is_refused() {
+    let (_tmp, root) = project();
+    let link = root.join("gpu-doctor.toml");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    // Discovery passes over what is not a regular file; named with --config it is refused.
+    let named = link.to_string_lossy().into_owned();
+    let out = doctor(
+        &root,
+        &["check", "--config", &named, "--facts", &facts("h100")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+}

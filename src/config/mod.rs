@@ -225,17 +225,36 @@ fn has_tool_table(path: &Path) -> Result<bool, LoadError> {
 }
 
 fn read(path: &Path, name: &str) -> Result<String, LoadError> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| LoadError::file(name, format!("cannot read the configuration: {e}")))?
-        .len();
-    if size > MAX_FILE {
+    use std::io::Read;
+    let cannot =
+        |e: std::io::Error| LoadError::file(name, format!("cannot read the configuration: {e}"));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    // A repository can commit the file as a symlink to /dev/zero or a FIFO: read only regular
+    // files, and never more than the limit whatever the metadata says.
+    if !meta.is_file() {
         return Err(LoadError::file(
             name,
-            format!("the configuration is {size} bytes; more than 1 MiB is not a configuration"),
+            "cannot read the configuration: it is not a regular file".to_string(),
         ));
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| LoadError::file(name, format!("cannot read the configuration: {e}")))
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(LoadError::file(
+            name,
+            format!("the configuration is more than {MAX_FILE} bytes; more than 1 MiB is not a configuration"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        LoadError::file(
+            name,
+            format!("cannot read the configuration: it is not UTF-8 text: {e}"),
+        )
+    })
 }
 
 /// Load and check the configuration at `path` (a pyproject.toml by its name, else a
