@@ -201,6 +201,8 @@ fn load_rules_while_probing_quick(
     std::thread::scope(|scope| {
         let probing = scope.spawn(|| probe::collect(&probe_context(profile, config)));
         let rules = load_rules(&args.rule_files, config);
+        // Judging reads the embedded knowledge tables; parse them while the probes finish.
+        crate::knowledge::tables();
         // The runner catches each probe's panic; should the runner itself fail, probe again
         // on this thread, where the outcome is reported like any other.
         (rules, probing.join().ok())

@@ -67,7 +67,7 @@ fn wheel_contents(wheel: &Path) -> (Vec<String>, String) {
 fn check_wheel_layout(wheel: &Path) {
     let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        name.starts_with(&format!("gpu_doctor-{VERSION}-py3-none-")),
+        name.starts_with(&format!("gpu_doctor_cli-{VERSION}-py3-none-")),
         "a binary wheel for any Python 3: {name}"
     );
     // A Linux platform tag (manylinux_2_NN_x86_64 where auditwheel's check allows it).
@@ -76,10 +76,10 @@ fn check_wheel_layout(wheel: &Path) {
         "{name}"
     );
     let (names, metadata) = wheel_contents(wheel);
-    let script = format!("gpu_doctor-{VERSION}.data/scripts/gpu-doctor");
+    let script = format!("gpu_doctor_cli-{VERSION}.data/scripts/gpu-doctor");
     assert!(names.contains(&script), "{names:?}");
     for line in [
-        "Name: gpu-doctor".to_string(),
+        "Name: gpu-doctor-cli".to_string(),
         format!("Version: {VERSION}"),
         "Requires-Python: >=3.8".to_string(),
         "Classifier: Programming Language :: Rust".to_string(),
@@ -199,7 +199,7 @@ fn pyproject_builds_with_maturin_as_a_bin_wheel_without_configuring_the_doctor()
         Some("maturin")
     );
     assert_eq!(doc["tool"]["maturin"]["bindings"].as_str(), Some("bin"));
-    assert_eq!(doc["project"]["name"].as_str(), Some("gpu-doctor"));
+    assert_eq!(doc["project"]["name"].as_str(), Some("gpu-doctor-cli"));
     // The version is Cargo's, never a second copy to keep in step.
     assert!(doc["project"].get("version").is_none());
     assert_eq!(
@@ -208,6 +208,34 @@ fn pyproject_builds_with_maturin_as_a_bin_wheel_without_configuring_the_doctor()
     );
     // This repository's own pyproject.toml must not become gpu-doctor's configuration.
     assert!(doc["tool"].get("gpu-doctor").is_none());
+}
+
+/// The CI jobs `gpu-doctor init` writes, and docs/ci.md, install this distribution by its
+/// PyPI name: `pip install gpu-doctor` would install an unrelated project of that name.
+#[test]
+fn ci_templates_install_the_distribution_named_in_pyproject() {
+    let text = fs::read_to_string(Path::new(ROOT).join("pyproject.toml")).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let name = doc["project"]["name"].as_str().unwrap();
+    for file in [
+        "src/config/templates/github-workflow.yml",
+        "src/config/templates/gitlab-job.yml",
+        "docs/ci.md",
+    ] {
+        let text = fs::read_to_string(Path::new(ROOT).join(file)).unwrap();
+        let installs: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split(" install --quiet ").nth(1))
+            .collect();
+        assert!(
+            !installs.is_empty(),
+            "{file}: no `pip install --quiet` line"
+        );
+        for what in installs {
+            let package = what.trim_end_matches('\'').trim();
+            assert_eq!(package, name, "{file} installs {package}");
+        }
+    }
 }
 
 #[test]
@@ -256,7 +284,7 @@ fn the_release_wheel_and_the_sdist() {
         Duration::from_secs(60),
         "tar tzf",
     );
-    let top = format!("gpu_doctor-{VERSION}/");
+    let top = format!("gpu_doctor_cli-{VERSION}/");
     for needed in [
         "pyproject.toml",
         "Cargo.toml",

@@ -646,7 +646,36 @@ fn python_matrix(f: &Facts) -> Vec<String> {
     };
     let mut out = vec![line(&header.map(String::from))];
     out.extend(table.iter().map(|r| line(r)));
+    out.extend(cached_answers_line(f));
     out
+}
+
+/// Which environments' answers the quick profile took from the cache, and how old they are,
+/// so that a pre-commit failure quoting an old `import torch` error says where it came from.
+fn cached_answers_line(f: &Facts) -> Option<String> {
+    let cached: Vec<(&str, u64)> = f
+        .python
+        .environments
+        .iter()
+        .filter_map(|e| Some((e.name.as_str(), e.live.as_ref()?.cached.as_ref()?.age_s)))
+        .collect();
+    let oldest = cached.iter().map(|(_, age)| *age).max()?;
+    let names: Vec<&str> = cached.iter().map(|(name, _)| *name).collect();
+    Some(format!(
+        "answers of {} from the cache of an earlier check ({} old at most; `gpu-doctor check` asks again)",
+        names.join(", "),
+        age_words(oldest)
+    ))
+}
+
+/// "45 s", "12 min", "3 h", "2 days".
+fn age_words(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86400),
+    }
 }
 
 // --- llama.cpp offload ----------------------------------------------------------------------
@@ -667,7 +696,43 @@ fn offload_line(f: &Facts) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::wrap;
+    use super::{age_words, cached_answers_line, wrap};
+    use crate::facts::python::{LiveCached, LiveProbe, PythonEnv};
+    use crate::facts::Facts;
+
+    #[test]
+    fn cached_answers_are_named_with_the_oldest_age() {
+        let mut facts = Facts::default();
+        assert_eq!(cached_answers_line(&facts), None);
+        for (name, age) in [
+            (".venv", Some(30)),
+            (".venv310", None),
+            (".venv-gpu", Some(900)),
+        ] {
+            let live = LiveProbe {
+                cached: age.map(|age_s| LiveCached {
+                    stored_at_unix: 0,
+                    age_s,
+                }),
+                ..LiveProbe::default()
+            };
+            facts.python.environments.push(PythonEnv {
+                name: name.to_string(),
+                live: Some(live),
+                ..PythonEnv::default()
+            });
+        }
+        let line = cached_answers_line(&facts).unwrap();
+        assert!(
+            line.starts_with("answers of .venv, .venv-gpu from the cache"),
+            "{line}"
+        );
+        assert!(line.contains("(15 min old at most;"), "{line}");
+        assert_eq!(age_words(119), "119 s");
+        assert_eq!(age_words(7199), "119 min");
+        assert_eq!(age_words(7200), "2 h");
+        assert_eq!(age_words(3 * 86400), "3 days");
+    }
 
     #[test]
     fn wraps_at_spaces_and_keeps_long_words_whole() {

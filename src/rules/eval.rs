@@ -231,21 +231,28 @@ pub fn evaluate(rules: &RuleSet, facts: &Facts) -> Vec<Finding> {
 pub(crate) fn evaluate_with(rules: &RuleSet, facts: &Facts, inputs: &Inputs) -> Vec<Finding> {
     let host = HostValues::new(facts, &inputs.derived);
     let root = host.context(rules.env());
-    let mut per_scope: BTreeMap<Scope, Vec<Item>> = BTreeMap::new();
-    let mut found: Vec<(usize, Finding)> = Vec::new();
+    // Rules by scope, so that each item is bound once for all the rules of its scope:
+    // converting a view into a CEL value is most of the cost of evaluating.
+    let mut per_scope: BTreeMap<Scope, Vec<&Rule>> = BTreeMap::new();
     for rule in rules.rules() {
-        let Some(var) = rule.scope.variable() else {
-            found.extend(check(rule, &root, &host.bindings(None), None).map(|f| (0, f)));
+        per_scope.entry(rule.scope).or_default().push(rule);
+    }
+    let mut found: Vec<(usize, Finding)> = Vec::new();
+    for (scope, scoped) in per_scope {
+        let Some(var) = scope.variable() else {
+            let vars = host.bindings(None);
+            for rule in scoped {
+                found.extend(check(rule, &root, &vars, None).map(|f| (0, f)));
+            }
             continue;
         };
-        let list = per_scope
-            .entry(rule.scope)
-            .or_insert_with(|| items(rule.scope, facts, inputs));
-        for (order, item) in list.iter().enumerate() {
+        for (order, item) in items(scope, facts, inputs).into_iter().enumerate() {
             let mut ctx = root.new_inner_scope();
-            ctx.add_variable_from_value(var, item.cel.clone());
+            ctx.add_variable_from_value(var, item.cel);
             let vars = host.bindings(Some((var, &item.json)));
-            found.extend(check(rule, &ctx, &vars, Some(&item.subject)).map(|f| (order, f)));
+            for rule in &scoped {
+                found.extend(check(rule, &ctx, &vars, Some(&item.subject)).map(|f| (order, f)));
+            }
         }
     }
     found.sort_by(|(oa, a), (ob, b)| {
