@@ -2,7 +2,7 @@
 # Timing of the reference engine's child (docs/reference-engine.md) on the tiny placement model:
 # n_gpu_layers [-1, 0], 16 prompt tokens and 8 generated, one process start each, by hyperfine.
 # Usage: bench/engine.sh [BINARY] [MODEL.gguf]. Without a model it takes the placement model
-# the doctor caches in ~/.cache/gpu-doctor/models (written by `check --profile full`).
+# the doctor caches in models/ of its cache folder (~/.cache/gpu-doctor/models by default, written by `check --profile full`).
 # Prints one Markdown table row like bench/run.sh; hyperfine's JSON goes to target/bench/.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/gpu-doctor}")
@@ -11,7 +11,7 @@ OUT=$(pwd)/target/bench
 mkdir -p "$OUT"
 
 if [ -z "$MODEL" ]; then
-  CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/gpu-doctor/models
+  CACHE=${GPU_DOCTOR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gpu-doctor}/models
   MODEL=$(ls "$CACHE"/llama-2L-256e-*.gguf 2>/dev/null | head -1 || true)
   if [ -z "$MODEL" ]; then
     "$BIN" check --profile full >/dev/null 2>&1 || true

@@ -73,7 +73,7 @@ if tests/support/llama-cpp-python.sh venv "$LPROJECT/.venv" >/dev/null 2>&1; the
   bench standard-llama-cpu "$LPROJECT" "$BIN check --profile standard"
   bench full-llama-cpu "$LPROJECT" "$BIN check --profile full"
   for i in 1 2 3 4 5; do
-    (cd "$LPROJECT" && XDG_CACHE_HOME="$LPROJECT/cold-$i" "$BIN" facts --profile full 2>/dev/null) |
+    (cd "$LPROJECT" && GPU_DOCTOR_CACHE_DIR="$LPROJECT/cold-$i" "$BIN" facts --profile full 2>/dev/null) |
       python3 -c 'import json, sys; m = json.load(sys.stdin)["offload"]["placement_model"]; print(f"test model ({m["tensor_bytes"]} bytes of tensors) written in {m["write_ms"]} ms")'
   done
 fi

@@ -19,9 +19,7 @@ pub mod writer;
 
 pub use model::{layers_that_fit, summarize, FitEstimate, KvCacheType, ModelSummary, TypeUsage};
 pub use reader::{read_bytes, read_file, GgufError, GgufErrorKind, GgufFile, TensorInfo, Value};
-pub use writer::{
-    default_cache_dir, write_cached, write_zeros_cached, zeros_file_name, ModelParams,
-};
+pub use writer::{write_cached, write_zeros_cached, zeros_file_name, ModelParams};
 
 /// The four bytes every GGUF file starts with.
 pub const MAGIC: [u8; 4] = *b"GGUF";

@@ -541,19 +541,6 @@ fn pad_to_alignment<W: Write>(w: &mut Counting<'_, W>) -> io::Result<()> {
     w.write_all(&zeros[..(target - w.written) as usize])
 }
 
-/// `$XDG_CACHE_HOME/gpu-doctor/models`, else `$HOME/.cache/gpu-doctor/models`.
-pub fn default_cache_dir(xdg_cache_home: Option<&str>, home: Option<&str>) -> Option<PathBuf> {
-    let base = match (
-        xdg_cache_home.filter(|s| s.starts_with('/')),
-        home.filter(|s| !s.is_empty()),
-    ) {
-        (Some(xdg), _) => PathBuf::from(xdg),
-        (None, Some(home)) => Path::new(home).join(".cache"),
-        (None, None) => return None,
-    };
-    Some(base.join("gpu-doctor").join("models"))
-}
-
 /// Write the model into `dir` unless a valid copy is already there; returns its path.
 ///
 /// Valid means: it parses, has the expected tensor count and the expected size. A new file is
@@ -790,18 +777,5 @@ mod tests {
         let (again, written) = write_zeros_cached(&p, &dir).unwrap();
         assert_eq!((again, written), (path, false));
         let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn cache_dir_prefers_xdg() {
-        assert_eq!(
-            default_cache_dir(Some("/x"), Some("/h")),
-            Some(PathBuf::from("/x/gpu-doctor/models"))
-        );
-        assert_eq!(
-            default_cache_dir(Some("rel"), Some("/h")),
-            Some(PathBuf::from("/h/.cache/gpu-doctor/models"))
-        );
-        assert_eq!(default_cache_dir(None, None), None);
     }
 }

@@ -163,10 +163,12 @@ fn project_dir(ctx: &ProbeContext) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Where test models are cached: `$XDG_CACHE_HOME/gpu-doctor/models`, else under HOME, else
+/// Where test models are cached: `models/` in gpu-doctor's cache folder (the live answers'
+/// folder: `GPU_DOCTOR_CACHE_DIR`, `$XDG_CACHE_HOME/gpu-doctor`, `~/.cache/gpu-doctor`), else
 /// under the temporary folder.
 fn model_dir(ctx: &ProbeContext) -> Option<PathBuf> {
-    gguf::default_cache_dir(ctx.var("XDG_CACHE_HOME"), ctx.var("HOME"))
+    python::cache::cache_root(ctx)
+        .map(|root| root.join("models"))
         .or_else(|| Some(std::env::temp_dir().join("gpu-doctor-models")))
 }
 
@@ -413,6 +415,30 @@ fn not_run(job: &Job, why: &str) -> LlamaStack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_models_go_into_the_cache_folder_the_live_answers_use() {
+        let ctx = |vars: &[(&str, &str)]| ProbeContext {
+            profile: Profile::Full,
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            fs_root: PathBuf::from("/nonexistent-root"),
+        };
+        let dir = |vars: &[(&str, &str)]| model_dir(&ctx(vars)).unwrap();
+        let both = [("GPU_DOCTOR_CACHE_DIR", "/c"), ("XDG_CACHE_HOME", "/x")];
+        assert_eq!(dir(&both), Path::new("/c/models"));
+        assert_eq!(
+            dir(&[("XDG_CACHE_HOME", "/x")]),
+            Path::new("/x/gpu-doctor/models")
+        );
+        assert_eq!(
+            dir(&[("HOME", "/h")]),
+            Path::new("/h/.cache/gpu-doctor/models")
+        );
+        assert_eq!(dir(&[]), std::env::temp_dir().join("gpu-doctor-models"));
+    }
 
     #[test]
     fn the_gpu_lane_waits_for_the_python_probe_and_only_as_long_as_it_runs() {
