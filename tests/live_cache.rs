@@ -165,6 +165,23 @@ fn pip_install(venv: &Path, args: &[&str]) {
     );
 }
 
+/// Give `path` a modification time a minute ahead: a run is then certain to end within the
+/// racy window of it, however long this (shared, loaded) machine makes the run take.
+fn change_now(path: &Path) {
+    set_mtime(path, std::time::SystemTime::now() + Duration::from_secs(60));
+}
+
+/// Give `path` a modification time older than the racy window, as if it changed a while ago.
+fn changed_a_while_ago(path: &Path) {
+    set_mtime(path, std::time::SystemTime::now() - 2 * RACY_WINDOW);
+}
+
+fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(time))
+        .unwrap_or_else(|e| panic!("set the time of {}: {e}", path.display()));
+}
+
 fn mtime_ns(path: &Path) -> i128 {
     let meta = fs::metadata(path).unwrap();
     i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
@@ -202,15 +219,18 @@ fn an_answer_right_after_a_change_is_not_stored_and_an_older_entry_goes() {
     let sb = sandbox();
     let site = real_venv(&sb.project.join(".venv"));
     // Made just now: its times are too fresh to trust that a change would move them.
+    change_now(&site);
     probe(&sb, Profile::Standard);
     assert!(
         !entry_file(&sb, ".venv").exists(),
         "a racy key is not stored"
     );
+    changed_a_while_ago(&site);
     store(&sb, ".venv");
     // A change, then at once a standard run: nothing is stored, and the old entry is removed
     // so that no older answer outlives the newer observation.
     write(&site.join("new_module.py"), "X = 1\n");
+    change_now(&site);
     probe(&sb, Profile::Standard);
     assert!(!entry_file(&sb, ".venv").exists());
     assert!(cached(&probe(&sb, Profile::Quick), ".venv").is_none());
