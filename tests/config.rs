@@ -485,6 +485,86 @@ fn requirements_the_facts_cannot_tell_are_warnings() {
     assert_eq!(code, 1);
 }
 
+/// Every requirement's generated rules run on every recorded machine without an evaluation
+/// error (a CEL type error only shows when a rule runs: `!e.name in list` loaded fine).
+#[test]
+fn every_requirement_evaluates_on_every_recording() {
+    let (_tmp, root) = project();
+    write(
+        &root.join("gpu-doctor.toml"),
+        "requirements = [\"cuda>=12.1\", \"driver>=550\", \"gpus>=1\", \"gpu-memory>=24GiB\", \"compute-capability>=8.0\", \"torch-cuda\", \"llama-offload\"]\n",
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/facts");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        let (_, doc) = judge(&root, &name, &[]);
+        assert!(
+            !has(&doc, "findings", "rule-evaluation-failed"),
+            "{name}: {:?}",
+            ids(&doc, "findings")
+        );
+    }
+}
+
+/// Where the full profile ran the offload proof, `llama-offload` follows where the test model's
+/// layers went, not only what llama_supports_gpu_offload() said. h100-offload-cuda: the CUDA
+/// build in `.venv` put 3 of 3 layers on the H100: met. The same recording with the proof's
+/// placement edited to 0 of 3 (a scenario: the library says it supports offload, the layers
+/// stay on the CPU): not met, although the live answer still says true.
+#[test]
+fn llama_offload_follows_the_offload_proof_where_it_ran() {
+    let (_tmp, root) = project();
+    write(
+        &root.join("gpu-doctor.toml"),
+        "requirements = [\"llama-offload\"]\n",
+    );
+    let (_, doc) = judge(&root, "h100-offload-cuda", &[]);
+    assert!(!has(&doc, "findings", "requirement-llama-offload"), "{doc}");
+    assert!(
+        !has(&doc, "findings", "requirement-llama-offload-unverified"),
+        "{doc}"
+    );
+
+    let mut facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(facts("h100-offload-cuda")).unwrap())
+            .unwrap();
+    let stacks = facts["offload"]["stacks"].as_array_mut().unwrap();
+    let python = stacks
+        .iter_mut()
+        .find(|s| s["kind"] == "llama-cpp-python")
+        .unwrap();
+    python["placement"]["layers_on_gpu"] = 0.into();
+    let live_says = facts["python"]["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == ".venv")
+        .unwrap()["live"]["llama_cpp"]["supports_gpu_offload"]
+        .clone();
+    assert_eq!(live_says, true);
+    let edited = root.join("layers-on-cpu.json");
+    write(&edited, &facts.to_string());
+    let out = doctor(
+        &root,
+        &[
+            "check",
+            "--facts",
+            edited.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(has(&doc, "findings", "requirement-llama-offload"), "{doc}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
 /// h100-python: `.venv` holds a CPU-only llama-cpp-python, `/opt/torch/.venv` a CUDA torch
 /// that ran a tensor on the H100 (the live probe's answers).
 #[test]

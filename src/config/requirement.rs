@@ -700,25 +700,29 @@ fn torch_conditions(configured_envs: bool) -> Conditions {
     }
 }
 
-/// llama-cpp-python offloads in some environment. Until the offload proof's facts land,
-/// "offloads" is what the live probe asked llama-cpp-python: llama_supports_gpu_offload(),
-/// which is true only when a GPU backend loaded and found a device. An environment whose files
-/// show no GPU backend needs no asking.
+/// llama-cpp-python offloads in some environment. Where the offload proof ran that
+/// environment's llama-cpp-python (the full profile), its answer is where the test model's
+/// layers really went: every one on a GPU. Elsewhere it is what the live probe asked:
+/// llama_supports_gpu_offload(), true only when a GPU backend loaded and found a device. An
+/// environment whose files show no GPU backend needs no asking.
 fn llama_conditions(configured_envs: bool) -> Conditions {
     let filter = if configured_envs { CONFIGURED } else { "true" };
+    let proved = "e.name in derived.python.llama_proved";
+    let all_on_gpu = "e.name in derived.python.llama_proved_on_gpu";
     let met = format!(
-        "python.environments.exists(e, {filter} && e.live != null && e.live.llama_cpp.supports_gpu_offload == true)"
+        "python.environments.exists(e, {filter} && ({all_on_gpu} || (!({proved}) && e.live != null && e.live.llama_cpp.supports_gpu_offload == true)))"
     );
-    // An environment tells when its live probe asked, or when its files show no GPU backend.
+    // An environment tells when the proof loaded the model with it, when its live probe
+    // asked, or when its files show no GPU backend.
     let known = format!(
-        "{PYTHON_KNOWN} && python.environments.all(e, !({filter}) || !e.llama_cpp.installed || !e.python_exists || (e.live != null && e.live.llama_cpp.attempted) || (size(e.llama_cpp.gpu_backends) == 0 && !e.llama_cpp.cuda_backend))"
+        "{PYTHON_KNOWN} && python.environments.all(e, !({filter}) || !e.llama_cpp.installed || !e.python_exists || {proved} || (e.live != null && e.live.llama_cpp.attempted) || (size(e.llama_cpp.gpu_backends) == 0 && !e.llama_cpp.cuda_backend))"
     );
     Conditions {
         unmet: unmet(&known, &met),
         unverified: unverified(&known, &met),
         actual: "no environment's llama-cpp-python offloads to the GPU".to_string(),
         meaning: format!(
-            "{} has a llama-cpp-python whose GPU offload works here (llama_supports_gpu_offload()).",
+            "{} has a llama-cpp-python that puts every layer on the GPU here: every layer of the offload proof's test model on a GPU where the full profile ran the proof, else llama_supports_gpu_offload().",
             which_envs(configured_envs)
         ),
         consequence: "n_gpu_layers would do nothing: every layer would run on the CPU.",

@@ -10,6 +10,7 @@
 
 use super::advice::{advise, VenvAdvice};
 use super::Derived;
+use crate::facts::llama::LoadRun;
 use crate::facts::python::{LiveProbe, PythonEnv};
 use crate::facts::Facts;
 use crate::knowledge::wheels::{self, Variant};
@@ -165,6 +166,10 @@ pub struct PythonDerived {
     pub matrix_lines: Vec<String>,
     /// GGML_CUDA_FORCE_MMQ / GGML_CUDA_FORCE_CUBLAS as set in the environment: "NAME=value".
     pub ggml_build_vars: Vec<String>,
+    /// Environments whose llama-cpp-python loaded the offload proof's test model (the full
+    /// profile), and those of them that put every one of its layers on a GPU.
+    pub llama_proved: Vec<String>,
+    pub llama_proved_on_gpu: Vec<String>,
 }
 
 /// llama.cpp build options people set as if they were run-time variables.
@@ -858,6 +863,10 @@ pub fn python_derived(facts: &Facts, views: &[VenvView]) -> PythonDerived {
         matrix_lines: matrix.iter().map(matrix_line).collect(),
         matrix,
         ggml_build_vars: ggml_build_vars(facts),
+        llama_proved: proved_environments(facts, |_| true),
+        llama_proved_on_gpu: proved_environments(facts, |p| {
+            p.layers_total > 0 && p.layers_on_gpu >= p.layers_total
+        }),
         ..PythonDerived::default()
     };
     if let Some(ready) = ready {
@@ -869,6 +878,19 @@ pub fn python_derived(facts: &Facts, views: &[VenvView]) -> PythonDerived {
         d.candidate = candidate(&d, views);
     }
     d
+}
+
+/// Environments whose llama-cpp-python loaded the proof's test model with every layer asked
+/// for on the GPU, and whose placement passes `test`.
+fn proved_environments(facts: &Facts, test: impl Fn(&LoadRun) -> bool) -> Vec<String> {
+    facts
+        .offload
+        .stacks
+        .iter()
+        .filter(|s| s.kind == "llama-cpp-python")
+        .filter(|s| s.placement.as_ref().is_some_and(|p| p.loaded && test(p)))
+        .filter_map(|s| s.environment.clone())
+        .collect()
 }
 
 /// The first environment the shell, the editor or PATH selects that is not complete, and who
