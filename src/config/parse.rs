@@ -10,14 +10,11 @@ use super::requirement::{self, Requirement};
 use super::{Config, Date, LlamaSettings, Setting, Waiver};
 use crate::cli::FailOn;
 use crate::probe::Profile;
+use crate::rules::spanned::{self, find, Blank, Entry, Problems, Str};
 use crate::rules::{did_you_mean, Diagnostic, LoadError, SourceFile, StringMap};
-use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
-use toml::Spanned;
-
-type Entry<'t, 'i> = (&'t Spanned<Cow<'i, str>>, &'t Spanned<DeValue<'i>>);
 
 const TOP_KEYS: &[&str] = &[
     "profile",
@@ -100,6 +97,12 @@ struct Reader<'a> {
     diags: Vec<Diagnostic>,
 }
 
+impl Problems for Reader<'_> {
+    fn problem(&mut self, offset: usize, message: String) {
+        self.error(offset, message);
+    }
+}
+
 impl Reader<'_> {
     fn error(&mut self, offset: usize, message: impl Into<String>) {
         let d = self.file.diag(offset, message);
@@ -144,21 +147,7 @@ impl Reader<'_> {
     }
 
     fn string(&mut self, entries: &[Entry], key: &str, prefix: &str) -> Option<Str> {
-        let (_, value) = find(entries, key)?;
-        match value.get_ref() {
-            DeValue::String(s) => Some(Str {
-                value: s.to_string(),
-                span: value.span(),
-            }),
-            other => {
-                let msg = format!(
-                    "`{prefix}{key}` must be a string, found {}",
-                    other.type_str()
-                );
-                self.error(value.span().start, msg);
-                None
-            }
-        }
+        spanned::string(self, entries, key, &format!("{prefix}{key}"))
     }
 
     fn choice<T>(
@@ -169,53 +158,13 @@ impl Reader<'_> {
         parse: fn(&str) -> Option<T>,
         allowed: &[&str],
     ) -> Option<T> {
-        let s = self.string(entries, key, prefix)?;
-        let parsed = parse(&s.value);
-        if parsed.is_none() {
-            let msg = format!(
-                "unknown {key} \"{}\"{}; expected one of: {}",
-                s.value,
-                did_you_mean(&s.value, allowed.iter().copied()),
-                allowed.join(", ")
-            );
-            self.error(s.span.start, msg);
-        }
-        parsed
+        let shown = format!("{prefix}{key}");
+        spanned::choice(self, entries, key, &shown, parse, allowed)
     }
 
     fn string_list(&mut self, entries: &[Entry], key: &str, prefix: &str) -> Vec<Str> {
-        let Some((_, value)) = find(entries, key) else {
-            return Vec::new();
-        };
-        let DeValue::Array(items) = value.get_ref() else {
-            let msg = format!(
-                "`{prefix}{key}` must be an array of strings, found {}",
-                value.get_ref().type_str()
-            );
-            self.error(value.span().start, msg);
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for item in items.iter() {
-            match item.get_ref() {
-                DeValue::String(s) if s.trim().is_empty() => {
-                    let msg = format!("`{prefix}{key}` has an empty string");
-                    self.error(item.span().start, msg);
-                }
-                DeValue::String(s) => out.push(Str {
-                    value: s.to_string(),
-                    span: item.span(),
-                }),
-                other => {
-                    let msg = format!(
-                        "`{prefix}{key}` must be an array of strings, found {} in it",
-                        other.type_str()
-                    );
-                    self.error(item.span().start, msg);
-                }
-            }
-        }
-        out
+        let shown = format!("{prefix}{key}");
+        spanned::string_list(self, entries, key, &shown, Blank::Refused)
     }
 
     fn subtable<'t, 'i>(
@@ -409,19 +358,6 @@ impl Reader<'_> {
         }
         parsed
     }
-}
-
-/// A string value and where it was written.
-struct Str {
-    value: String,
-    span: Range<usize>,
-}
-
-fn find<'t, 'i>(entries: &[Entry<'t, 'i>], key: &str) -> Option<Entry<'t, 'i>> {
-    entries
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .copied()
 }
 
 const PROFILES: [&str; 3] = ["quick", "standard", "full"];

@@ -6,6 +6,7 @@
 use super::diag::{did_you_mean, Diagnostic, LoadError, SourceFile, StringMap};
 use super::limits;
 use super::paths::{comprehension_variables, tokenize, top_level_paths, Segment, TypeSchema};
+use super::spanned::{self, find, Blank, Entry, Problems, Str};
 use super::template::Template;
 use super::{Category, ProbeView, Rule, Scope, Severity};
 use crate::facts::python::PythonFacts;
@@ -15,7 +16,6 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 use toml::de::{DeTable, DeValue};
-use toml::Spanned;
 
 /// What evaluation needs of a rule, prepared once at load time.
 #[derive(Debug)]
@@ -74,17 +74,6 @@ fn schema(variable: &str) -> Option<&'static TypeSchema> {
     });
     schemas.get(variable)
 }
-
-/// A string value and where it was written.
-struct Str {
-    value: String,
-    span: Range<usize>,
-}
-
-type Entry<'t, 'i> = (
-    &'t Spanned<std::borrow::Cow<'i, str>>,
-    &'t Spanned<DeValue<'i>>,
-);
 
 /// Load the rules of one file. `existing` are the rules already loaded (for duplicate ids);
 /// `user` files may replace an existing rule with `override = true`. Runs on a thread with a
@@ -267,6 +256,12 @@ struct IdUse {
     span: Range<usize>,
     line: usize,
     override_span: Option<Range<usize>>,
+}
+
+impl Problems for Loader<'_> {
+    fn problem(&mut self, offset: usize, message: String) {
+        self.error(offset, message);
+    }
 }
 
 impl<'a> Loader<'a> {
@@ -584,18 +579,7 @@ impl<'a> Loader<'a> {
     // Typed access to keys, recording what is wrong
 
     fn optional_string(&mut self, entries: &[Entry], key: &str) -> Option<Str> {
-        let (_, value) = find(entries, key)?;
-        match value.get_ref() {
-            DeValue::String(s) => Some(Str {
-                value: s.to_string(),
-                span: value.span(),
-            }),
-            other => {
-                let msg = format!("`{key}` must be a string, found {}", other.type_str());
-                self.error(value.span().start, msg);
-                None
-            }
-        }
+        spanned::string(self, entries, key, key)
     }
 
     /// A required string; a missing key was already reported (all of them at once).
@@ -611,49 +595,11 @@ impl<'a> Loader<'a> {
         parse: fn(&str) -> Option<T>,
         allowed: &[&str],
     ) -> Option<T> {
-        let s = self.required_string(entries, key)?;
-        let parsed = parse(&s.value);
-        if parsed.is_none() {
-            let msg = format!(
-                "unknown {key} \"{}\"{}; expected one of: {}",
-                s.value,
-                did_you_mean(&s.value, allowed.iter().copied()),
-                allowed.join(", ")
-            );
-            self.error(s.span.start, msg);
-        }
-        parsed
+        spanned::choice(self, entries, key, key, parse, allowed)
     }
 
     fn string_list(&mut self, entries: &[Entry], key: &str) -> Vec<Str> {
-        let Some((_, value)) = find(entries, key) else {
-            return Vec::new();
-        };
-        let DeValue::Array(items) = value.get_ref() else {
-            let msg = format!(
-                "`{key}` must be an array of strings, found {}",
-                value.get_ref().type_str()
-            );
-            self.error(value.span().start, msg);
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for item in items.iter() {
-            match item.get_ref() {
-                DeValue::String(s) => out.push(Str {
-                    value: s.to_string(),
-                    span: item.span(),
-                }),
-                other => {
-                    let msg = format!(
-                        "`{key}` must be an array of strings, found {} in it",
-                        other.type_str()
-                    );
-                    self.error(item.span().start, msg);
-                }
-            }
-        }
-        out
+        spanned::string_list(self, entries, key, key, Blank::Allowed)
     }
 
     /// `fix.bash` or `fix.powershell`: one command, or a list of alternatives.
@@ -884,13 +830,6 @@ impl<'a> Loader<'a> {
         }
         (self.diags.len() == before).then_some(template)
     }
-}
-
-fn find<'t, 'i>(entries: &[Entry<'t, 'i>], key: &str) -> Option<Entry<'t, 'i>> {
-    entries
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .copied()
 }
 
 fn parse_severity(s: &str) -> Option<Severity> {

@@ -23,6 +23,7 @@ pub mod limits;
 mod load;
 mod paths;
 mod reference;
+pub(crate) mod spanned;
 mod template;
 #[cfg(test)]
 mod tests;
