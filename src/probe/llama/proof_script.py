@@ -4,7 +4,7 @@
 #
 # Appended by src/probe/llama/pyproof.rs to the live probe script's helpers (everything of
 # src/probe/python/probe_script.py before its `if __name__ == "__main__":`), whose Output, guard,
-# text, last_line, elapsed_ms and llama_devices it uses; run as `python -I -B -u -c`.
+# text, last_line, elapsed_ms and import_llama it uses; run as `python -I -B -u -c`.
 #
 # Contract with pyproof.rs:
 # - stdout: JSON lines tagged like the live probe's ({"gpu_doctor_live": 1, "stage": ...,
@@ -290,38 +290,13 @@ def speed(llama_cpp, state, out, opts):
 
 
 def prove(state, opts, out):
-    import time
-
     info = state["offload"]
-    state["stage"] = "import"
-    out.emit(state)
-    start = time.time()
-    try:
-        import llama_cpp
-    except BaseException as exc:
-        info["import_ms"] = elapsed_ms(start)
-        info["import_error"] = last_line(exc)
+    llama_cpp = import_llama(info, state, out, "")
+    if llama_cpp is None:
         state["stage"] = "cuda_backend"
         out.emit(state)
         cuda_backend_check(info)
         return
-    info["import_ms"] = elapsed_ms(start)
-    info["import_ok"] = True
-    version = getattr(llama_cpp, "__version__", None)
-    info["version"] = text(version) if version else None
-    state["stage"] = "system_info"
-    out.emit(state)
-    try:
-        info["supports_gpu_offload"] = bool(llama_cpp.llama_supports_gpu_offload())
-    except BaseException as exc:
-        info["errors"].append("llama_supports_gpu_offload: " + last_line(exc))
-    try:
-        info["system_info"] = text(llama_cpp.llama_print_system_info())
-    except BaseException as exc:
-        info["errors"].append("llama_print_system_info: " + last_line(exc))
-    state["stage"] = "devices"
-    out.emit(state)
-    llama_devices(llama_cpp, info)
     info["gpu_free_mib"] = gpu_free_mib(llama_cpp)
     state["stage"] = "cuda_backend"
     out.emit(state)

@@ -235,22 +235,29 @@ def tensor_check(torch, index, device):
 def probe_llama(state, out):
     info = state["llama_cpp"]
     info["attempted"] = True
-    state["stage"] = "llama_cpp.import"
-    out.emit(state)
+    import_llama(info, state, out, "llama_cpp.")
+
+
+def import_llama(info, state, out, stage_prefix):
+    """Import llama_cpp and record what it says of itself (version, GPU offload, system info,
+    devices) into info. The module, or None when the import failed. Also used by the offload
+    proof (src/probe/llama/proof_script.py)."""
     import time
 
+    state["stage"] = stage_prefix + "import"
+    out.emit(state)
     start = time.time()
     try:
         import llama_cpp
     except BaseException as exc:
         info["import_ms"] = elapsed_ms(start)
         info["import_error"] = last_line(exc)
-        return
+        return None
     info["import_ms"] = elapsed_ms(start)
     info["import_ok"] = True
     version = getattr(llama_cpp, "__version__", None)
     info["version"] = text(version) if version else None
-    state["stage"] = "llama_cpp.system_info"
+    state["stage"] = stage_prefix + "system_info"
     out.emit(state)
     try:
         info["supports_gpu_offload"] = bool(llama_cpp.llama_supports_gpu_offload())
@@ -260,9 +267,10 @@ def probe_llama(state, out):
         info["system_info"] = text(llama_cpp.llama_print_system_info())
     except BaseException as exc:
         info["errors"].append("llama_print_system_info: " + last_line(exc))
-    state["stage"] = "llama_cpp.devices"
+    state["stage"] = stage_prefix + "devices"
     out.emit(state)
     llama_devices(llama_cpp, info)
+    return llama_cpp
 
 
 def llama_devices(llama_cpp, info):
