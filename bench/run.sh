@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Timings of gpu-doctor on this machine, by hyperfine: anyone can repeat them with `make bench`.
+# Timings of gpu-doctor on this machine, by hyperfine: anyone can repeat them with `make bench`
+# (`make bench CASES=REGEX` for some of them).
 # Prints a Markdown table (mean, median, min, max) and keeps hyperfine's JSON in target/bench/.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/gpu-doctor}")
@@ -16,8 +17,10 @@ export GPU_DOCTOR_CACHE_DIR
 trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR"' EXIT
 for env in .venv .venv310 .venv-gpu; do python3 -m venv --without-pip "$PROJECT/$env"; done
 
+# CASES: a regular expression; only the cases whose names match run (`make bench CASES=hook`).
 bench() {
   local name=$1 dir=$2; shift 2
+  [[ $name =~ ${CASES:-.} ]] || return 0
   (cd "$dir" && hyperfine -N --warmup 5 --runs "${RUNS:-40}" --ignore-failure \
     --export-json "$OUT/$name.json" "$@" >/dev/null 2>&1)
   python3 - "$OUT/$name.json" "$name" <<'PY'
