@@ -77,6 +77,6 @@ if tests/support/llama-cpp-python.sh venv "$LPROJECT/.venv" >/dev/null 2>&1; the
   bench full-llama-cpu "$LPROJECT" "$BIN check --profile full"
   for i in 1 2 3 4 5; do
     (cd "$LPROJECT" && GPU_DOCTOR_CACHE_DIR="$LPROJECT/cold-$i" "$BIN" facts --profile full 2>/dev/null) |
-      python3 -c 'import json, sys; m = json.load(sys.stdin)["offload"]["placement_model"]; print(f"test model ({m["tensor_bytes"]} bytes of tensors) written in {m["write_ms"]} ms")'
+      python3 -c 'import json, sys; m = json.load(sys.stdin)["offload"]["placement_model"]; print("test model (%d bytes of tensors) written in %s ms" % (m["tensor_bytes"], m["write_ms"]))'
   done
 fi
