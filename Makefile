@@ -6,7 +6,7 @@ BIN   := target/release/gpu-doctor
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps deps-test build lint fmt bench docs facts clean-bench test-slurm \
-	test-precommit test-pip fuzz fuzz-ci
+	test-precommit test-pip fuzz fuzz-ci build-cuda cuda-toolkit
 
 ## Run the doctor on this machine (standard profile). Exit code: 0 ready, 1 not ready, 2 no verdict.
 run: deps build
@@ -14,6 +14,24 @@ run: deps build
 
 build:
 	$(CARGO) build --release --locked
+
+## The reference engine with CUDA (docs/reference-engine.md): llama.cpp as shared libraries,
+## CUDA as a module loaded at run time, in its own target folder (target/cuda), bundled with its
+## libraries in .dev/cuda-engine. Needs a CUDA toolkit in CUDA_ROOT (`make cuda-toolkit`
+## assembles one from PyPI). Tens of minutes on 2 cores; not part of CI.
+CUDA_ROOT  ?= /opt/cuda-pip/toolkit
+CUDA_ARCHS ?= 90
+build-cuda: deps
+	@[ -x "$(CUDA_ROOT)/bin/nvcc" ] || { echo "no nvcc in CUDA_ROOT=$(CUDA_ROOT); run make cuda-toolkit or set CUDA_ROOT" >&2; exit 2; }
+	PATH="$(CUDA_ROOT)/bin:$$PATH" CUDACXX="$(CUDA_ROOT)/bin/nvcc" CUDAToolkit_ROOT="$(CUDA_ROOT)" \
+	  GGML_BACKEND_DL=ON CMAKE_CUDA_ARCHITECTURES="$(CUDA_ARCHS)" \
+	  RUSTFLAGS='-C link-arg=-Wl,-rpath,$$ORIGIN' \
+	  $(CARGO) build --release --locked --features cuda --target-dir target/cuda
+	tools/cuda-engine-bundle.sh target/cuda/release .dev/cuda-engine
+
+## A CUDA 13.0 toolkit (nvcc, cudart, cuBLAS) from PyPI wheels in /opt/cuda-pip, for build-cuda.
+cuda-toolkit:
+	tools/cuda-toolkit-from-pypi.sh /opt/cuda-pip
 
 ## Every test, plus formatting and lint checks.
 test: deps deps-test

@@ -39,6 +39,9 @@ fn request(model: &Path, n_gpu_layers: Vec<i32>) -> EngineRequest {
         n_batch: 512,
         prompt_tokens: 16,
         gen_tokens: 8,
+        warmup_tokens: 0,
+        cpu_only_baseline: false,
+        all_cores: false,
     }
 }
 
@@ -291,4 +294,78 @@ fn the_h100_recording_of_a_cpu_build_still_parses_and_shows_no_gpu() {
         assert!(lines.iter().all(|l| l.contains("device CPU")));
         assert_eq!(run.node_buffers.keys().collect::<Vec<_>>(), ["CPU"]);
     }
+}
+
+/// The speed workload's request: a warm-up batch decoded and forgotten before the timed one,
+/// and the baseline kept on the CPU. The timed batch still starts at position 0 (a KV cache
+/// left full would fail the decode of a prompt as long as the context), its logits are finite,
+/// and the warm-up is not counted in the prompt.
+#[test]
+fn a_warm_up_is_decoded_and_forgotten_before_the_timed_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, model) = tiny_model(dir.path());
+    let mut req = request(&model, vec![-1, 0]);
+    // The context holds one prompt (and the observed token after it), not two: decoding it
+    // after an uncleared warm-up fails, even with llama.cpp rounding n_ctx up to 512.
+    req.n_ctx = 260;
+    req.n_batch = 256;
+    req.prompt_tokens = 256;
+    req.gen_tokens = 0;
+    req.warmup_tokens = 256;
+    req.cpu_only_baseline = true;
+    req.all_cores = true;
+    let report = report(run_engine_in(&context("warm-up"), &req, DEADLINE));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    assert_eq!(report.n_threads, (cpus / 2).max(1));
+    assert_eq!(report.runs.len(), 2);
+    for run in &report.runs {
+        assert!(run.loaded, "{:?}", run.error);
+        assert_eq!(run.error, None, "{:?}", run.log.last());
+        assert_eq!(run.prompt_tokens, 256);
+        assert_eq!(run.logits_finite, Some(true));
+        assert!(run.prompt_ms.is_some_and(|ms| ms > 0.0));
+    }
+}
+
+/// Recorded on the H100 (bench/gpu-machine-cuda-engine.sh, `make build-cuda`): the `cuda`
+/// build loads its CUDA module, sees the H100, and puts every layer of the tiny model on it;
+/// with n_gpu_layers 0 every layer is on the CPU. With CUDA_VISIBLE_DEVICES= the module loads
+/// and finds no device: every layer on the CPU, although the request asked for the GPU.
+#[test]
+fn the_h100_recording_of_the_cuda_build_places_every_layer_on_cuda0() {
+    let read = |name: &str| -> EngineReport {
+        let path = format!(
+            "{}/fixtures/llama/h100/cuda-engine/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let gpu = read("engine-gpu.json");
+    assert_eq!(gpu.build, "cuda");
+    assert!(gpu.supports_gpu_offload);
+    let cuda = gpu
+        .backend_modules
+        .iter()
+        .find(|m| m.name == "cuda")
+        .unwrap();
+    assert!(cuda.loaded && cuda.error.is_none(), "{cuda:?}");
+    assert!(gpu
+        .devices
+        .iter()
+        .any(|d| d.name == "CUDA0" && d.description == "NVIDIA H100 80GB HBM3"));
+    let [all, none] = [&gpu.runs[0], &gpu.runs[1]];
+    assert_eq!((all.n_gpu_layers, none.n_gpu_layers), (-1, 0));
+    assert_eq!(assigned(&all.log).len(), 3);
+    assert!(assigned(&all.log)
+        .iter()
+        .all(|l| l.contains("device CUDA0")));
+    assert!(assigned(&none.log).iter().all(|l| l.contains("device CPU")));
+    assert!(all.node_buffers.get("CUDA0").is_some_and(|n| *n > 0));
+
+    let hidden = read("engine-hidden.json");
+    assert!(!hidden.supports_gpu_offload);
+    assert!(hidden.devices.iter().all(|d| d.kind == "cpu"));
+    let stack = gpu_doctor::probe::llama::reference::from_report(&hidden, Some(3));
+    let placement = stack.placement.unwrap();
+    assert_eq!((placement.layers_on_gpu, placement.layers_total), (0, 3));
 }

@@ -22,6 +22,8 @@ use std::time::Duration;
 mod child;
 #[cfg(feature = "reference-engine")]
 mod logbuf;
+#[cfg(feature = "reference-engine")]
+mod modules;
 
 /// The llama-cpp-sys-2 version Cargo.toml pins (`=0.1.161`); a test keeps the two equal.
 pub const LLAMA_CPP_SYS_VERSION: &str = "0.1.161";
@@ -48,6 +50,23 @@ pub struct EngineRequest {
     pub prompt_tokens: u32,
     /// Tokens generated one by one after the prompt.
     pub gen_tokens: u32,
+    /// Tokens decoded before the timed prompt and then forgotten (the KV cache is cleared),
+    /// so that the timing leaves out first-use costs: cuBLAS choosing its kernels, weights
+    /// paged in. Runs with no GPU layers take at most 16. Seen on the H100: without it the
+    /// first 512-token batch took 144 ms on the GPU, under a third of its speed.
+    #[serde(default)]
+    pub warmup_tokens: u32,
+    /// Runs with no GPU layers keep every operation on the CPU (llama.cpp's `op_offload`
+    /// off). Otherwise a CUDA build copies the weights of large batches to the GPU, and the
+    /// "CPU" time is the GPU's: seen on the H100, 59 of 71 graph nodes on CUDA_Host with
+    /// n_gpu_layers 0.
+    #[serde(default)]
+    pub cpu_only_baseline: bool,
+    /// Use as many threads as llama-cpp-python does by default (half the logical CPUs), not
+    /// the 4 the placement proof needs: on the H100 host (16 CPUs) a CPU baseline on 4 threads
+    /// ran at about 1000 tokens/s, on 8 at about 2000-2300.
+    #[serde(default)]
+    pub all_cores: bool,
 }
 
 /// One message of llama.cpp's log, as delivered to `llama_log_set` (level: ggml_log_level,
@@ -69,6 +88,22 @@ pub struct EngineDevice {
     pub free_mib: u64,
     pub total_mib: u64,
     pub backend: String,
+}
+
+/// A backend module the `cuda` build loads at run time (`libggml-cuda.so`, `libggml-cpu.so`:
+/// llama.cpp built with GGML_BACKEND_DL) and whether it loaded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendModule {
+    /// "cuda" or "cpu".
+    pub name: String,
+    pub path: String,
+    pub loaded: bool,
+    /// Why not: the dynamic loader's message (`libcudart.so.13: cannot open shared object
+    /// file: No such file or directory`), or that the file is missing.
+    pub error: Option<String>,
+    /// The backend it registered ("CUDA") and its devices (0 when CUDA found no GPU).
+    pub backend: Option<String>,
+    pub devices: Option<u32>,
 }
 
 /// One load of the model with a given n_gpu_layers and what happened.
@@ -112,6 +147,10 @@ pub struct EngineReport {
     /// CPU threads given to llama.cpp for both prompt and generation.
     #[serde(default)]
     pub n_threads: u32,
+    /// The backend modules loaded before the registry was listed, in order; empty in a build
+    /// whose backends are linked in (the default CPU build).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_modules: Vec<BackendModule>,
 }
 
 /// How a run of the child ended.

@@ -37,6 +37,9 @@ pub fn prove(ctx: &ProbeContext, job: &ReferenceJob) -> LlamaStack {
         n_batch: 512,
         prompt_tokens: job.prompt_tokens,
         gen_tokens: job.gen_tokens,
+        warmup_tokens: 0,
+        cpu_only_baseline: false,
+        all_cores: false,
     };
     let mut stack = match engine::run_engine_in(ctx, &request, job.deadline) {
         EngineOutcome::Ok(report) => from_report(&report, Some(job.placement_layers)),
@@ -77,6 +80,9 @@ fn speed(
         n_batch: job.speed_tokens,
         prompt_tokens: job.speed_tokens,
         gen_tokens: 0,
+        warmup_tokens: job.speed_tokens,
+        cpu_only_baseline: true,
+        all_cores: true,
     };
     let (gpu, cpu) = match engine::run_engine_in(ctx, &request, deadline) {
         EngineOutcome::Ok(report) => {
@@ -85,14 +91,14 @@ fn speed(
         }
         _ => (None, None),
     };
-    // The engine cannot switch off op offload: its CPU run may borrow the GPU for big batches.
+    // The CPU run keeps every operation on the CPU (cpu_only_baseline).
     speed_result(
         workload,
         model.display().to_string(),
         false,
         gpu.as_ref(),
         cpu.as_ref(),
-        false,
+        true,
     )
 }
 
@@ -124,6 +130,11 @@ pub fn from_report(report: &EngineReport, layers: Option<u32>) -> LlamaStack {
         ..LlamaStack::default()
     };
     set_system_info(&mut stack, report.system_info.clone());
+    // A `cuda` build loads CUDA as a module: where from, and the loader's reason when it failed.
+    if let Some(cuda) = report.backend_modules.iter().find(|m| m.name == "cuda") {
+        stack.cuda_backend_library = Some(cuda.path.clone());
+        stack.cuda_backend_load_error = cuda.error.clone();
+    }
     let mut loads: Vec<LoadRun> = report
         .runs
         .iter()
@@ -284,5 +295,26 @@ mod tests {
         assert_eq!(s.log_tail, ["GGML_ASSERT(n_tokens <= n_batch) failed"]);
         assert_eq!(from_failure(EngineOutcome::NotBuilt).status, "not_run");
         assert_eq!(signal_in("exit code 1"), None);
+    }
+
+    #[test]
+    fn a_cuda_module_that_does_not_load_is_the_stacks_load_error() {
+        let why = "libcudart.so.13: cannot open shared object file: No such file or directory";
+        let report = EngineReport {
+            build: "cuda".into(),
+            backend_modules: vec![crate::probe::llama::engine::BackendModule {
+                name: "cuda".into(),
+                path: "/b/libggml-cuda.so".into(),
+                error: Some(why.into()),
+                ..Default::default()
+            }],
+            ..EngineReport::default()
+        };
+        let stack = from_report(&report, None);
+        assert_eq!(
+            stack.cuda_backend_library.as_deref(),
+            Some("/b/libggml-cuda.so")
+        );
+        assert_eq!(stack.cuda_backend_load_error.as_deref(), Some(why));
     }
 }

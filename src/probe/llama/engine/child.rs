@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// ggml_log_level's ERROR.
-const LEVEL_ERROR: u32 = 4;
+pub(super) const LEVEL_ERROR: u32 = 4;
 /// ERROR lines quoted in a run's error.
 const ERROR_LINES: usize = 4;
 /// llama.cpp's own default thread count.
@@ -44,14 +44,14 @@ unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_cha
     }));
 }
 
-fn take_log() -> Vec<LogLine> {
+pub(super) fn take_log() -> Vec<LogLine> {
     LOG.lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .take()
 }
 
 /// A C string llama.cpp owns, copied; None for NULL.
-fn copy_c_str(p: *const c_char) -> Option<String> {
+pub(super) fn copy_c_str(p: *const c_char) -> Option<String> {
     if p.is_null() {
         return None;
     }
@@ -64,8 +64,15 @@ pub fn run(request: &EngineRequest) -> EngineReport {
     // SAFETY: plain FFI calls in the order llama.h documents; the callback is 'static.
     unsafe {
         sys::llama_log_set(Some(log_callback), std::ptr::null_mut());
-        sys::llama_backend_init();
     }
+    // The `cuda` build's backends are modules: load them (noting why one did not) before
+    // llama_backend_init, which would otherwise load them itself with
+    // ggml_backend_load_all and skip one that fails without a word. A build with its
+    // backends linked in (the CPU default) already has them registered: this does nothing.
+    let mut init_log = Vec::new();
+    let backend_modules = super::modules::load(&mut init_log);
+    // SAFETY: as above.
+    unsafe { sys::llama_backend_init() };
     // llama_print_system_info returns a static std::string's buffer: copy it at once.
     // SAFETY: no arguments; called after backend init like llama.cpp's own tools do.
     let system_info = copy_c_str(unsafe { sys::llama_print_system_info() });
@@ -73,8 +80,8 @@ pub fn run(request: &EngineRequest) -> EngineReport {
     let supports_gpu_offload = unsafe { sys::llama_supports_gpu_offload() };
     let backends = list_backends();
     let devices = list_devices();
-    let n_threads = threads();
-    let init_log = take_log();
+    let n_threads = threads(request.all_cores);
+    init_log.extend(take_log());
     let runs = request
         .n_gpu_layers
         .iter()
@@ -92,15 +99,17 @@ pub fn run(request: &EngineRequest) -> EngineReport {
         init_log,
         runs,
         n_threads: n_threads as u32,
+        backend_modules,
     }
 }
 
 /// Half the CPUs this process may use, 1 to 4. ggml's threads spin at each barrier: with as
 /// many threads as CPUs on a busy machine (CI running tests in parallel), a token of the tiny
 /// model took 200 ms instead of 0.2 ms. The tiny model gains nothing from more threads anyway.
-fn threads() -> usize {
+fn threads(all_cores: bool) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus / 2).clamp(1, MAX_THREADS)
+    let cap = if all_cores { usize::MAX } else { MAX_THREADS };
+    (cpus / 2).clamp(1, cap)
 }
 
 fn list_backends() -> Vec<String> {
@@ -249,13 +258,20 @@ fn load_and_decode(
     // Declared after the model and before the context: dropped after the context that
     // points at it.
     let observer = Observer::default();
-    let ctx = new_context(&model, request, n_threads, &observer)?;
+    let op_offload = !(request.cpu_only_baseline && run.n_gpu_layers == 0);
+    let ctx = new_context(&model, request, n_threads, op_offload, &observer)?;
     // SAFETY: the vocab belongs to the live model.
     let n_vocab = unsafe { sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(model.0)) };
     if n_vocab <= 0 {
         return Err(format!("the model has {n_vocab} tokens; decoding"));
     }
     let mut finite = true;
+    warm_up(
+        &ctx,
+        &model,
+        n_vocab,
+        warmup_tokens(request, run.n_gpu_layers),
+    )?;
     let mut prompt = prompt_tokens(&model, n_vocab, request.prompt_tokens.max(1));
     let start = Instant::now();
     let mut next = decode(&ctx, &mut prompt, n_vocab, &mut finite)?;
@@ -283,10 +299,37 @@ fn load_and_decode(
     Ok(())
 }
 
+/// The warm-up of a run: the request's, at most 16 tokens without GPU layers (enough to page
+/// the weights in; a CPU gains nothing from a longer one).
+fn warmup_tokens(request: &EngineRequest, n_gpu_layers: i32) -> u32 {
+    let cap = if n_gpu_layers == 0 {
+        16
+    } else {
+        request.n_batch
+    };
+    request.warmup_tokens.min(cap)
+}
+
+/// Decode `n` tokens and forget them: the timed prompt that follows starts at position 0 of an
+/// empty KV cache, with the backends' first-use costs paid.
+fn warm_up(ctx: &Context, model: &Model, n_vocab: i32, n: u32) -> Result<(), String> {
+    if n == 0 {
+        return Ok(());
+    }
+    let mut tokens = prompt_tokens(model, n_vocab, n);
+    let mut finite = true;
+    decode(ctx, &mut tokens, n_vocab, &mut finite)?;
+    // SAFETY: the memory belongs to the live context; clearing it (data too) is what a new
+    // sequence does.
+    unsafe { sys::llama_memory_clear(sys::llama_get_memory(ctx.0), true) };
+    Ok(())
+}
+
 fn new_context(
     model: &Model,
     request: &EngineRequest,
     n_threads: usize,
+    op_offload: bool,
     observer: &Observer,
 ) -> Result<Context, String> {
     // SAFETY: default params by value; the callback's user data points at `observer`, which
@@ -296,6 +339,7 @@ fn new_context(
     params.n_batch = request.n_batch;
     params.n_threads = n_threads as i32;
     params.n_threads_batch = n_threads as i32;
+    params.op_offload = op_offload;
     params.cb_eval = Some(eval_callback);
     params.cb_eval_user_data = observer as *const Observer as *mut c_void;
     let ctx = Context(unsafe { sys::llama_init_from_model(model.0, params) });
