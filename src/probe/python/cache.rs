@@ -705,6 +705,21 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A cached answer is the answer stored, to the bit: serde_json's default float parser
+    /// read a stored 46.494153000000004 back as 46.494153 (seen in CI), hence its
+    /// float_roundtrip feature.
+    #[test]
+    fn numbers_read_back_exactly() {
+        let seen = f64::from_bits(46.494153_f64.to_bits() + 1);
+        for x in [seen, 46.494153, 0.1 + 0.2, 1e-300, 123_456.789_012_345] {
+            let text = serde_json::to_string(&x).unwrap();
+            assert_eq!(
+                serde_json::from_str::<f64>(&text).unwrap().to_bits(),
+                x.to_bits()
+            );
+        }
+    }
+
     fn ctx(vars: &[(&str, &str)]) -> ProbeContext {
         ProbeContext {
             profile: crate::probe::Profile::Quick,
