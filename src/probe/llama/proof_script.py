@@ -4,7 +4,7 @@
 #
 # Appended by src/probe/llama/pyproof.rs to the live probe script's helpers (everything of
 # src/probe/python/probe_script.py before its `if __name__ == "__main__":`), whose Output, guard,
-# text, last_line, elapsed_ms and import_llama it uses; run as `python -I -B -u -c`.
+# text, last_line, elapsed_ms, import_llama and ggml_devices it uses; run as `python -I -B -u -c`.
 #
 # Contract with pyproof.rs:
 # - stdout: JSON lines tagged like the live probe's ({"gpu_doctor_live": 1, "stage": ...,
@@ -115,25 +115,17 @@ def gpu_free_mib(llama_cpp):
     try:
         import ctypes
 
-        lib = getattr(getattr(llama_cpp, "_ggml", None), "libggml", None)
-        if lib is None:
-            lib = llama_cpp.llama_cpp._lib
-        count = lib.ggml_backend_dev_count
-        count.restype = ctypes.c_size_t
-        count.argtypes = []
-        get = lib.ggml_backend_dev_get
-        get.restype = ctypes.c_void_p
-        get.argtypes = [ctypes.c_size_t]
-        kind = lib.ggml_backend_dev_type
-        kind.restype = ctypes.c_int
-        kind.argtypes = [ctypes.c_void_p]
+        registry = ggml_devices(llama_cpp)
+        if registry is None:
+            return None
+        devices, lib = registry
+
         memory = lib.ggml_backend_dev_memory
         memory.restype = None
         memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
                            ctypes.POINTER(ctypes.c_size_t)]
-        for i in range(min(int(count()), 64)):
-            dev = get(i)
-            if int(kind(dev)) in (1, 2):
+        for dev, dev_type in devices:
+            if dev_type in (1, 2):
                 free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
                 memory(dev, ctypes.byref(free), ctypes.byref(total))
                 return int(free.value // (1024 * 1024))

@@ -273,8 +273,10 @@ def import_llama(info, state, out, stage_prefix):
     return llama_cpp
 
 
-def llama_devices(llama_cpp, info):
-    """The ggml device registry through ctypes (llama-cpp-python does not wrap it)."""
+def ggml_devices(llama_cpp):
+    """ggml's device registry through ctypes (llama-cpp-python does not wrap it): a list of
+    (device, its type: 0 cpu, 1 gpu, 2 accel) and the library, or None for builds from before
+    the registry (2024). Also used by the offload proof."""
     try:
         import ctypes
 
@@ -287,23 +289,33 @@ def llama_devices(llama_cpp, info):
         get = lib.ggml_backend_dev_get
         get.restype = ctypes.c_void_p
         get.argtypes = [ctypes.c_size_t]
+        kind = lib.ggml_backend_dev_type
+        kind.restype = ctypes.c_int
+        kind.argtypes = [ctypes.c_void_p]
+    except BaseException:
+        return None
+    # Calls that fail raise: that is worth reporting, unlike an old build.
+    devices = [get(i) for i in range(min(int(count()), 64))]
+    return [(dev, int(kind(dev))) for dev in devices], lib
+
+
+def llama_devices(llama_cpp, info):
+    """The devices llama.cpp sees, as "NAME (gpu|cpu|accel): DESCRIPTION"."""
+    try:
+        import ctypes
+
+        registry = ggml_devices(llama_cpp)
+        if registry is None:
+            return
+        devices, lib = registry
         name = lib.ggml_backend_dev_name
         desc = lib.ggml_backend_dev_description
         for f in (name, desc):
             f.restype = ctypes.c_char_p
             f.argtypes = [ctypes.c_void_p]
-        kind = lib.ggml_backend_dev_type
-        kind.restype = ctypes.c_int
-        kind.argtypes = [ctypes.c_void_p]
-    except BaseException:
-        # Builds from before the device registry (2024) have none of these.
-        return
-    try:
         gpus = 0
-        for i in range(min(int(count()), 64)):
-            dev = get(i)
+        for dev, dev_type in devices:
             dev_name = text(name(dev) or b"", 100)
-            dev_type = int(kind(dev))
             is_gpu = dev_type == 1 or (dev_type == 2 and dev_name.startswith(GPU_DEVICE_PREFIXES))
             gpus += 1 if is_gpu else 0
             label = "gpu" if is_gpu else {0: "cpu"}.get(dev_type, "accel")
