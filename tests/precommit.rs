@@ -366,18 +366,25 @@ fn try_repo_runs_the_system_hook_which_passes_on_warnings_and_fails_on_errors() 
 
 /// `make test-precommit`: pre-commit builds the `gpu-doctor` hook (`language: rust`) from a
 /// clone of this working tree with `cargo install`, then runs it. CARGO_TARGET_DIR keeps that
-/// build in ~/.cache/gpu-doctor-tests/pre-commit-target so that a second run is incremental;
+/// build in ${GPU_DOCTOR_TEST_CACHE:-~/.cache/gpu-doctor-tests}/pre-commit-target so that a
+/// second run is incremental (cargo's own lock serializes two runs);
 /// set it to an empty folder to time a first build.
 #[test]
 #[ignore = "builds gpu-doctor in release mode through pre-commit (many minutes): make test-precommit"]
 fn try_repo_builds_the_rust_hook_with_cargo_and_runs_it() {
     let mut scene = scene();
     let repo = hook_repository(&scene.root, &working_tree_files());
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap();
-        format!("{home}/.cache/gpu-doctor-tests/pre-commit-target")
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| {
+        let cache = std::env::var_os("GPU_DOCTOR_TEST_CACHE").map_or_else(
+            || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/gpu-doctor-tests"),
+            PathBuf::from,
+        );
+        cache.join("pre-commit-target").into_os_string()
     });
-    scene.env.push(("CARGO_TARGET_DIR".into(), target));
+    scene.env.push((
+        "CARGO_TARGET_DIR".into(),
+        target.to_string_lossy().into_owned(),
+    ));
     let first = pass_then_fail(&scene, &repo, "gpu-doctor");
     assert!(
         first.contains("[INFO] Installing environment"),

@@ -71,19 +71,35 @@ ensure_wheel() {
     find_wheel
 }
 
+# Fills DEPS_DIR with the dependency wheels for one Python version, once: under a lock, and
+# downloaded into a folder of its own whose files are then moved in (a rename each), so that a
+# concurrent offline install never reads a half-downloaded wheel.
+fill_deps() {
+    local python="$1" deps_dir="$2" tmp
+    exec 8>"$deps_dir.lock"
+    if command -v flock >/dev/null; then flock 8; fi
+    if "$python" -m pip download --quiet --no-index --find-links "$deps_dir" --dest "$deps_dir" \
+            $DEPS >/dev/null 2>&1; then
+        exec 8>&-
+        return
+    fi
+    log "caching the dependencies for $(basename "$deps_dir") in $deps_dir"
+    mkdir -p "$deps_dir"
+    tmp="$(mktemp -d "$deps_dir.tmp.XXXXXX")"
+    PIP_FIND_LINKS= "$python" -m pip download --quiet --dest "$tmp" $DEPS >&2
+    mv -f "$tmp"/* "$deps_dir/"
+    rmdir "$tmp"
+    exec 8>&-
+}
+
 make_venv() {
     local dir="$1" wheel pytag deps_dir
     wheel="$(ensure_wheel)"
     "$PYTHON" -m venv "$dir"
     pytag="$("$dir/bin/python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
     deps_dir="$WHEELS/deps-$pytag"
-    # Offline first, from the cached dependency wheels; on a miss, fill the cache from PyPI.
-    if ! "$dir/bin/python" -m pip install --quiet --no-index --find-links "$deps_dir" \
-            "$wheel" >&2 2>/dev/null; then
-        log "caching the dependencies for $pytag in $deps_dir"
-        PIP_FIND_LINKS= "$dir/bin/python" -m pip download --quiet --dest "$deps_dir" $DEPS >&2
-        "$dir/bin/python" -m pip install --quiet --no-index --find-links "$deps_dir" "$wheel" >&2
-    fi
+    fill_deps "$dir/bin/python" "$deps_dir"
+    "$dir/bin/python" -m pip install --quiet --no-index --find-links "$deps_dir" "$wheel" >&2
     echo "$dir"
 }
 
