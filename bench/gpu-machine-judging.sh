@@ -20,12 +20,16 @@
 #                   site-packages reach torch through a `.pth` line (a base with CUDA torch)
 #   .venv-gone      a venv whose base interpreter was removed (its python symlink and pyvenv.cfg
 #                   `home` name a folder that no longer exists)
+#   .venv-upgraded  a venv made with Python 3.10 whose base python3 is now 3.12 (pyvenv.cfg says
+#                   3.10.13; its packages sit in lib/python3.10, which 3.12 never reads)
 set -uo pipefail
 D=$(cd "$1" && pwd)
 OUT=$2
 MODE=${3:-}
-R=$OUT/rec
-mkdir -p "$R"
+# Recorded files stay outside OUT (only 8 files come back): OUT gets the tarball and the log.
+W=/tmp/judging
+R=$W/rec
+rm -rf "$W" && mkdir -p "$R"
 TORCH=/opt/torch/.venv
 SPT=$TORCH/lib/python3.12/site-packages
 P=/tmp/proj
@@ -33,7 +37,7 @@ GD="$D/gpu-doctor"
 rm -rf $P /tmp/src-cuda
 mkdir -p $P /tmp/src-cuda
 now() { date +%s.%N; }
-snap() { (cd "$OUT" && tar czf judging.tgz rec); }
+snap() { (cd "$W" && tar czf "$OUT/judging.tgz" rec); }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f} s')" "$1" "$(now)"; }
 
 venv() { # NAME: a venv whose site-packages reach the torch venv's through a .pth line
@@ -58,6 +62,14 @@ mkdir -p "$SYS_SITE" && echo "$SPT" > "$SYS_SITE/torch-venv.pth"
 /usr/bin/python3 -m venv --without-pip $P/.venv-gone
 ln -sfn /opt/python-3.12-removed/bin/python3.12 $P/.venv-gone/bin/python3.12
 sed -i 's|^home = .*|home = /opt/python-3.12-removed/bin|' $P/.venv-gone/pyvenv.cfg
+# A venv made with Python 3.10 whose base `python3` was since upgraded to 3.12 behind the same
+# name: bin/python3 starts 3.12, which never looks in lib/python3.10/site-packages.
+/usr/bin/python3 -m venv --without-pip $P/.venv-upgraded
+mv $P/.venv-upgraded/lib/python3.12 $P/.venv-upgraded/lib/python3.10
+echo "$SPT" > $P/.venv-upgraded/lib/python3.10/site-packages/torch-venv.pth
+rm -f $P/.venv-upgraded/bin/python3.12 && ln -s /usr/bin/python3.10 $P/.venv-upgraded/bin/python3.10
+sed -i -e 's|^version = .*|version = 3.10.13|' -e 's|^executable = .*|executable = /usr/bin/python3.10|' \
+  $P/.venv-upgraded/pyvenv.cfg
 { echo "system site folder: $SYS_SITE"; for v in $P/.venv-*; do echo "--- $v"; cat "$v/pyvenv.cfg";
   ls -la "$v/bin" | head -8; ls "$v"/lib/python3*/site-packages; done; } > "$R/layout.txt" 2>&1
 

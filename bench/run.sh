@@ -17,17 +17,41 @@ export GPU_DOCTOR_CACHE_DIR
 trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR"' EXIT
 for env in .venv .venv310 .venv-gpu; do python3 -m venv --without-pip "$PROJECT/$env"; done
 
+# The same project with one environment reaching its packages the way NGC containers, conda base
+# + pip and `venv --system-site-packages` set-ups do: a `.pth` line in .venv-gpu naming another
+# environment's site-packages (outside the project), which holds torch 2.11.0+cu130 as recorded
+# on the GPU machine (fixtures/site-packages), and .venv a CPU-only llama-cpp-python.
+PTH_PROJECT=$(mktemp -d)
+trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR" "$PTH_PROJECT"' EXIT
+mkdir -p "$PTH_PROJECT/proj"
+for env in .venv .venv310 .venv-gpu; do python3 -m venv --without-pip "$PTH_PROJECT/proj/$env"; done
+python3 -m venv --without-pip "$PTH_PROJECT/torch-base"
+site_of() { echo "$1"/lib/python3*/site-packages; }
+cp -r "$ROOT"/fixtures/site-packages/torch-2.11.0-cu130-linux/. "$(site_of "$PTH_PROJECT/torch-base")/"
+cp -r "$ROOT"/fixtures/site-packages/llama-cpp-python-0.3.36-cpu-linux/. "$(site_of "$PTH_PROJECT/proj/.venv")/"
+site_of "$PTH_PROJECT/torch-base" > "$(site_of "$PTH_PROJECT/proj/.venv-gpu")/torch-base.pth"
+
 # CASES: a regular expression; only the cases whose names match run (`make bench CASES=hook`).
+# BASELINE: another gpu-doctor binary (say, the previous commit's release build); each case then
+# times both in the same hyperfine run, interleaved, and prints the baseline's row and the ratio.
 bench() {
   local name=$1 dir=$2; shift 2
   [[ $name =~ ${CASES:-.} ]] || return 0
+  local commands=("$@")
+  if [ -n "${BASELINE:-}" ]; then
+    commands=()
+    for c in "$@"; do commands+=("$c" "${c//$BIN/$(realpath "$BASELINE")}"); done
+  fi
   (cd "$dir" && hyperfine -N --warmup 5 --runs "${RUNS:-40}" --ignore-failure \
-    --export-json "$OUT/$name.json" "$@" >/dev/null 2>&1)
+    --export-json "$OUT/$name.json" "${commands[@]}" >/dev/null 2>&1)
   python3 - "$OUT/$name.json" "$name" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))["results"][0]
+results = json.load(open(sys.argv[1]))["results"]
 ms = lambda s: f"{s * 1000:.1f}"
-print(f"| {sys.argv[2]} | `{r['command'].split('/')[-1]}` | {ms(r['median'])} | {ms(r['mean'])} ± {ms(r['stddev'] or 0)} | {ms(r['min'])} | {ms(r['max'])} |")
+for label, r in zip([sys.argv[2], sys.argv[2] + " (baseline)"], results):
+    print(f"| {label} | `{r['command'].split('/')[-1]}` | {ms(r['median'])} | {ms(r['mean'])} ± {ms(r['stddev'] or 0)} | {ms(r['min'])} | {ms(r['max'])} |")
+if len(results) == 2:
+    print(f"| {sys.argv[2]}: this / baseline | | {results[0]['median'] / results[1]['median']:.3f} | | | |")
 PY
 }
 
@@ -39,6 +63,7 @@ bench standard "$ROOT" "$BIN check --profile standard"
 bench full "$ROOT" "$BIN check --profile full"
 bench quick-3-envs "$PROJECT" "$BIN check --profile quick"
 bench standard-3-envs "$PROJECT" "$BIN check --profile standard"
+bench quick-3-envs-pth "$PTH_PROJECT/proj" "$BIN check --profile quick"
 bench replay-h100 "$ROOT" "$BIN check --facts fixtures/facts/h100.json"
 bench replay-seed-laptop "$ROOT" "$BIN check --facts fixtures/facts/seed-laptop.json"
 
@@ -71,7 +96,7 @@ fi
 # `--profile standard` there, so the difference is the proof (reference engine + the environment's
 # own llama.cpp on the 2-layer test model); and the test model's write time on a cold cache.
 LPROJECT=$(mktemp -d)
-trap 'rm -rf "$PROJECT" "$LPROJECT"' EXIT
+trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR" "$PTH_PROJECT" "$LPROJECT"' EXIT
 if tests/support/llama-cpp-python.sh venv "$LPROJECT/.venv" >/dev/null 2>&1; then
   bench standard-llama-cpu "$LPROJECT" "$BIN check --profile standard"
   bench full-llama-cpu "$LPROJECT" "$BIN check --profile full"
