@@ -55,8 +55,11 @@ pub struct PythonEnv {
     /// Lib\site-packages).
     pub layout: String,
     /// Every way it was found: project, virtual_env, conda_prefix, path, conda, uv, editor,
-    /// config.
+    /// config, poetry, pyenv, hatch, pdm.
     pub found_by: Vec<String>,
+    /// The name the tool that keeps it gives it: Poetry's `proj-AbCdEf12-py3.12`, the pyenv
+    /// version or pyenv-virtualenv name, Hatch's environment name; null otherwise.
+    pub tool_name: Option<String>,
     /// Named by VIRTUAL_ENV or CONDA_PREFIX.
     pub active: bool,
     /// The editor's interpreter setting points into it.

@@ -17,7 +17,9 @@ pub(crate) mod discover;
 pub mod live;
 pub(crate) mod metadata;
 pub(crate) mod reach;
+pub(crate) mod sha256;
 pub(crate) mod site;
+pub(crate) mod tools;
 pub(crate) mod venv;
 
 use crate::facts::python::{PythonEnv, PythonFacts};
@@ -142,6 +144,7 @@ fn inspect(
         found_by: found.found_by.clone(),
         active: found.active,
         editor: found.editor,
+        tool_name: found.tool_name.clone(),
         ..PythonEnv::default()
     };
     let relative = relative_name(found, project, project_canonical);
