@@ -465,3 +465,111 @@ fn a_package_reached_by_code_in_a_pth_file_is_a_recorded_difference_and_live_win
         format!("imported from {}", hidden.display())
     );
 }
+
+/// Two real interpreters of different Python minor versions (older first), from pyenv's
+/// versions and the system's python3.
+fn two_python_versions() -> Option<((PathBuf, String), (PathBuf, String))> {
+    let pyenv_root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
+    let mut candidates = vec![PathBuf::from("/usr/bin/python3")];
+    if let Some(Ok(entries)) = pyenv_root.map(|r| fs::read_dir(r.join("versions"))) {
+        candidates.extend(entries.flatten().map(|e| e.path().join("bin/python3")));
+    }
+    let mut found: Vec<(Vec<u32>, PathBuf, String)> = Vec::new();
+    for python in candidates {
+        let Ok(real) = fs::canonicalize(&python) else {
+            continue;
+        };
+        let Ok(out) = Command::new(&real)
+            .args([
+                "-c",
+                "import sys, venv; print('%d.%d.%d' % sys.version_info[:3])",
+            ])
+            .output()
+        else {
+            continue;
+        };
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let key: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        if out.status.success() && key.len() == 3 && key[0] == 3 && key[1] >= 8 {
+            found.push((key, real, version));
+        }
+    }
+    found.sort();
+    let (old_key, old, old_version) = found.first()?.clone();
+    let (_, new, new_version) = found
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k[1] != old_key[1])?
+        .clone();
+    Some(((old, old_version), (new, new_version)))
+}
+
+#[test]
+fn a_base_upgraded_to_another_python_version_is_named_statically_and_live() {
+    let Some(((old, old_version), (new, new_version))) = two_python_versions() else {
+        panic!(
+            "this test needs two Python 3 minor versions (pyenv's versions or /usr/bin/python3)"
+        );
+    };
+    let sb = sandbox();
+    // The base `python3` every environment was made from, later upgraded in place.
+    let base = sb.root.join("base/bin/python3");
+    fs::create_dir_all(base.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&old, &base).unwrap();
+    let site = venv(&base, &sb.project.join(".venv"), false);
+    stand_in_torch(&site);
+    fs::remove_file(site.join("pyproject.toml")).unwrap();
+    fs::remove_file(&base).unwrap();
+    std::os::unix::fs::symlink(&new, &base).unwrap();
+    let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+
+    let quick = facts(&sb, "quick", false);
+    let env = environment(&quick, ".venv");
+    let mismatch = &env["interpreter_version_mismatch"];
+    assert_eq!(mismatch["pyvenv_cfg"], old_version.as_str(), "{env:#}");
+    assert_eq!(mismatch["interpreter"], minor(&new_version).as_str());
+    assert_eq!(mismatch["seen_by"], "files");
+    assert_eq!(mismatch["stranded_site_packages"], site.to_str().unwrap());
+    assert_eq!(
+        env["torch"]["installed"], false,
+        "the new interpreter does not read the old version's site-packages"
+    );
+
+    let standard = facts(&sb, "standard", false);
+    let env = environment(&standard, ".venv");
+    assert_eq!(env["live"]["python_version"], new_version.as_str());
+    let mismatch = &env["interpreter_version_mismatch"];
+    assert_eq!(mismatch["interpreter"], new_version.as_str());
+    assert_eq!(mismatch["seen_by"], "live");
+    assert_eq!(env["live"]["torch"]["attempted"], false);
+    assert_eq!(env["static_live_differences"], Value::Array(vec![]));
+
+    // The verdict names it, with a fix that recreates the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(["check", "--profile", "quick", "--format", "json"])
+        .current_dir(&sb.project)
+        .env("HOME", &sb.home)
+        .env("GPU_DOCTOR_NO_CONFIG", "1")
+        .env(NO_CACHE_VAR, "1")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "venv-python-version-changed")
+        .unwrap_or_else(|| panic!("{:#}", report["findings"]));
+    assert_eq!(
+        finding["fix"]["bash"],
+        format!(
+            "{} -m venv --clear {}",
+            base.display(),
+            sb.project.join(".venv").display()
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

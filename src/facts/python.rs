@@ -85,6 +85,10 @@ pub struct PythonEnv {
     /// Whether that base interpreter still exists; null when not applicable or not checkable
     /// here (a Windows path read on Linux).
     pub base_python_exists: Option<bool>,
+    /// The interpreter runs another Python major.minor than pyvenv.cfg records: the base
+    /// interpreter was upgraded (or replaced) behind the environment, which then no longer sees
+    /// its own packages. Null when they agree or when it cannot be told.
+    pub interpreter_version_mismatch: Option<VersionMismatch>,
     /// The site-packages folder (the expected path when none exists).
     pub site_packages: Option<String>,
     pub site_packages_exists: bool,
@@ -108,6 +112,22 @@ pub struct PythonEnv {
     pub static_live_differences: Vec<StaticLiveDifference>,
     /// Problems reading this environment's files.
     pub errors: Vec<String>,
+}
+
+/// pyvenv.cfg's Python version against the one the interpreter has now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct VersionMismatch {
+    /// The version the environment was made with (pyvenv.cfg): "3.10.13".
+    pub pyvenv_cfg: String,
+    /// The version its interpreter has now: "3.12.1" (live), or "3.12" (the file the
+    /// interpreter link resolves to, python3.12).
+    pub interpreter: String,
+    /// "live" (the interpreter said so) or "files" (the name of the interpreter file).
+    pub seen_by: String,
+    /// The site-packages of the old version, which the interpreter no longer reads; null when
+    /// it does not exist.
+    pub stranded_site_packages: Option<String>,
 }
 
 /// One folder packages are imported from, and how the interpreter reaches it.

@@ -71,6 +71,7 @@ pub fn probe(ctx: &ProbeContext) -> Probed<PythonFacts> {
     mark_path_first(ctx, &mut inspected);
     live::probe_all(ctx, &mut inspected);
     for env in &mut inspected {
+        live_version_mismatch(env);
         env.static_live_differences = differences::of(env);
     }
 
@@ -205,6 +206,19 @@ fn relative_name(
         }
     }
     None
+}
+
+/// The interpreter's own answer about its version replaces the guess from its file name.
+fn live_version_mismatch(env: &mut PythonEnv) {
+    let Some(version) = env
+        .live
+        .as_ref()
+        .filter(|l| l.status == "ok")
+        .and_then(|l| l.python_version.clone())
+    else {
+        return;
+    };
+    env.interpreter_version_mismatch = venv::version_mismatch(env, Some(version), "live");
 }
 
 /// Mark the environment whose interpreter folder comes first on PATH: the one a bare

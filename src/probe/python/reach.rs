@@ -67,11 +67,15 @@ struct Mapped {
 pub(crate) fn import_paths(env: &PythonEnv, user: &UserSite) -> Vec<ImportPath> {
     let mut paths = Vec::new();
     let mut mapped = Vec::new();
-    let own = env
-        .site_packages
-        .as_deref()
-        .filter(|_| env.site_packages_exists)
-        .map(PathBuf::from);
+    // An interpreter of another version than pyvenv.cfg's reads its own version's folder.
+    let own = if env.interpreter_version_mismatch.is_some() {
+        super::venv::running_site_packages(env)
+    } else {
+        env.site_packages
+            .as_deref()
+            .filter(|_| env.site_packages_exists)
+            .map(PathBuf::from)
+    };
     let cfg = env.pyvenv_cfg.as_ref();
     let sees_base = cfg.and_then(|c| c.include_system_site_packages) == Some(true);
     let user_site = user_site(env, user).filter(|_| cfg.is_none() || sees_base);
