@@ -16,6 +16,12 @@ GPU_DOCTOR_CACHE_DIR=$(mktemp -d)
 export GPU_DOCTOR_CACHE_DIR
 trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR"' EXIT
 for env in .venv .venv310 .venv-gpu; do python3 -m venv --without-pip "$PROJECT/$env"; done
+# One of them reaches packages through a .pth line to a shared site-packages folder, as
+# environments over NGC containers or a shared torch venv do.
+SHARED=$PROJECT/shared/lib/python3/site-packages
+mkdir -p "$SHARED/torch"
+printf "__version__ = '2.11.0+cu130'\ncuda = '13.0'\n" >"$SHARED/torch/version.py"
+echo "$SHARED" >"$(echo "$PROJECT"/.venv-gpu/lib/python3*/site-packages)/shared.pth"
 
 # CASES: a regular expression; only the cases whose names match run (`make bench CASES=hook`).
 bench() {

@@ -13,17 +13,17 @@ mod common;
 use common::{real_venv, run, sandbox, write, Sandbox};
 
 const POETRY_PIN: &str = "poetry==2.5.1";
+const HATCH_PIN: &str = "hatch==1.18.2";
 
-fn poetry() -> PathBuf {
+/// A tool from PyPI at a pinned version, in its cached tool venv.
+fn pinned_tool(name: &str, pin: &str) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pinned-venv.sh");
     let venv = run(
-        Command::new("bash")
-            .arg(script)
-            .args(["poetry", POETRY_PIN]),
+        Command::new("bash").arg(script).args([name, pin]),
         Duration::from_secs(900),
-        "tests/support/pinned-venv.sh poetry (needs PyPI on a cold cache)",
+        &format!("tests/support/pinned-venv.sh {name} (needs PyPI on a cold cache)"),
     );
-    PathBuf::from(venv.trim()).join("bin/poetry")
+    PathBuf::from(venv.trim()).join("bin").join(name)
 }
 
 /// Variables of the tools' own that a developer's shell may carry, removed from every run.
@@ -49,18 +49,16 @@ fn isolated(cmd: &mut Command, sb: &Sandbox) {
     }
 }
 
-/// Run Poetry in the project with the sandbox's home (its default cache and config folders).
-fn run_poetry(sb: &Sandbox, poetry: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new(poetry);
+/// Run a tool in the project with the sandbox's home (its default cache, config and data
+/// folders).
+fn run_tool(sb: &Sandbox, tool: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(tool);
     cmd.args(args);
     isolated(&mut cmd, sb);
-    run(
-        &mut cmd,
-        Duration::from_secs(300),
-        &format!("poetry {args:?}"),
-    )
-    .trim()
-    .to_string()
+    let what = format!("{} {args:?}", tool.display());
+    run(&mut cmd, Duration::from_secs(300), &what)
+        .trim()
+        .to_string()
 }
 
 fn facts(sb: &Sandbox, profile: &str, vars: &[(&str, String)]) -> Value {
@@ -100,7 +98,7 @@ fn found_by(env: &Value) -> Vec<&str> {
 
 #[test]
 fn real_poetry_environments_are_found_and_named_in_the_cache_and_in_the_project() {
-    let poetry = poetry();
+    let poetry = pinned_tool("poetry", POETRY_PIN);
     let sb = sandbox();
     // A name Poetry normalizes ("my-proj-gpu") and a folder name with a dot.
     let project_dir = sb.project.clone();
@@ -109,8 +107,8 @@ fn real_poetry_environments_are_found_and_named_in_the_cache_and_in_the_project(
         "[project]\nname = \"My_Proj.Gpu\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\n\
          dependencies = []\n\n[tool.poetry]\npackage-mode = false\n",
     );
-    run_poetry(&sb, &poetry, &["env", "use", "python3"]);
-    let cached = PathBuf::from(run_poetry(&sb, &poetry, &["env", "info", "--path"]));
+    run_tool(&sb, &poetry, &["env", "use", "python3"]);
+    let cached = PathBuf::from(run_tool(&sb, &poetry, &["env", "info", "--path"]));
     assert!(
         cached.starts_with(sb.home.join(".cache/pypoetry/virtualenvs")),
         "Poetry's default place: {}",
@@ -127,14 +125,14 @@ fn real_poetry_environments_are_found_and_named_in_the_cache_and_in_the_project(
     assert_eq!(env["python_exists"], true);
 
     // In the project: Poetry now uses .venv, and so does the doctor.
-    run_poetry(&sb, &poetry, &["env", "remove", "--all"]);
-    run_poetry(
+    run_tool(&sb, &poetry, &["env", "remove", "--all"]);
+    run_tool(
         &sb,
         &poetry,
         &["config", "virtualenvs.in-project", "true", "--local"],
     );
-    run_poetry(&sb, &poetry, &["env", "use", "python3"]);
-    let in_project = PathBuf::from(run_poetry(&sb, &poetry, &["env", "info", "--path"]));
+    run_tool(&sb, &poetry, &["env", "use", "python3"]);
+    let in_project = PathBuf::from(run_tool(&sb, &poetry, &["env", "info", "--path"]));
     assert_eq!(in_project, sb.project.join(".venv"));
     let f = facts(&sb, "quick", &[]);
     let env = by_path(&f, &in_project).expect("the in-project environment");
@@ -207,4 +205,48 @@ fn pyenv_versions_and_virtualenvs_named_by_python_version_or_pyenv_version_are_f
     assert_eq!(env["tool_name"], version.as_str());
     assert_eq!(env["python_exists"], true);
     assert!(by_path(&f, &root.join("versions/gpu")).is_none());
+}
+
+#[test]
+fn real_hatch_environments_are_found_and_named() {
+    let hatch = pinned_tool("hatch", HATCH_PIN);
+    let sb = sandbox();
+    write(
+        &sb.project.join("pyproject.toml"),
+        "[project]\nname = \"Hatch_Proj.Gpu\"\nversion = \"0.1.0\"\n\n\
+         [tool.hatch.envs.default]\nskip-install = true\n\n\
+         [tool.hatch.envs.gpu]\nskip-install = true\n",
+    );
+    run_tool(&sb, &hatch, &["env", "create"]);
+    run_tool(&sb, &hatch, &["env", "create", "gpu"]);
+    let default = PathBuf::from(run_tool(&sb, &hatch, &["env", "find"]));
+    let gpu = PathBuf::from(run_tool(&sb, &hatch, &["env", "find", "gpu"]));
+    assert!(
+        gpu.starts_with(sb.home.join(".local/share/hatch/env/virtual")),
+        "Hatch's default place: {}",
+        gpu.display()
+    );
+
+    let f = facts(&sb, "quick", &[]);
+    for (path, name) in [(&default, "hatch-proj-gpu"), (&gpu, "gpu")] {
+        let env = by_path(&f, path).unwrap_or_else(|| panic!("{name}: {:#}", f["python"]));
+        assert_eq!(found_by(env), ["hatch"]);
+        assert_eq!(env["tool_name"], name);
+        assert_eq!(env["kind"], "venv");
+    }
+}
+
+#[test]
+fn the_interpreter_named_by_pdm_python_is_found() {
+    let sb = sandbox();
+    // PDM's environments outside the project: {data}/pdm/venvs/NAME-HASH-ENV.
+    let env_dir = sb.home.join(".local/share/pdm/venvs/proj-AbCdEf12-gpu");
+    real_venv(&env_dir);
+    write(
+        &sb.project.join(".pdm-python"),
+        &format!("{}\n", env_dir.join("bin/python").display()),
+    );
+    let f = facts(&sb, "quick", &[]);
+    let env = by_path(&f, &env_dir).unwrap_or_else(|| panic!("{:#}", f["python"]));
+    assert_eq!(found_by(env), ["pdm"]);
 }
