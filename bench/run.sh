@@ -16,6 +16,12 @@ GPU_DOCTOR_CACHE_DIR=$(mktemp -d)
 export GPU_DOCTOR_CACHE_DIR
 trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR"' EXIT
 for env in .venv .venv310 .venv-gpu; do python3 -m venv --without-pip "$PROJECT/$env"; done
+# One of them reaches packages through a .pth line to a shared site-packages folder, as
+# environments over NGC containers or a shared torch venv do.
+SHARED=$PROJECT/shared/lib/python3/site-packages
+mkdir -p "$SHARED/torch"
+printf "__version__ = '2.11.0+cu130'\ncuda = '13.0'\n" >"$SHARED/torch/version.py"
+echo "$SHARED" >"$(echo "$PROJECT"/.venv-gpu/lib/python3*/site-packages)/shared.pth"
 
 # The same project with one environment reaching its packages the way NGC containers, conda base
 # + pip and `venv --system-site-packages` set-ups do: a `.pth` line in .venv-gpu naming another

@@ -55,8 +55,11 @@ pub struct PythonEnv {
     /// Lib\site-packages).
     pub layout: String,
     /// Every way it was found: project, virtual_env, conda_prefix, path, conda, uv, editor,
-    /// config.
+    /// config, poetry, pyenv, hatch, pdm.
     pub found_by: Vec<String>,
+    /// The name the tool that keeps it gives it: Poetry's `proj-AbCdEf12-py3.12`, the pyenv
+    /// version or pyenv-virtualenv name, Hatch's environment name; null otherwise.
+    pub tool_name: Option<String>,
     /// Named by VIRTUAL_ENV or CONDA_PREFIX.
     pub active: bool,
     /// The editor's interpreter setting points into it.
@@ -82,9 +85,20 @@ pub struct PythonEnv {
     /// Whether that base interpreter still exists; null when not applicable or not checkable
     /// here (a Windows path read on Linux).
     pub base_python_exists: Option<bool>,
+    /// The interpreter runs another Python major.minor than pyvenv.cfg records: the base
+    /// interpreter was upgraded (or replaced) behind the environment, which then no longer sees
+    /// its own packages. Null when they agree or when it cannot be told.
+    pub interpreter_version_mismatch: Option<VersionMismatch>,
     /// The site-packages folder (the expected path when none exists).
     pub site_packages: Option<String>,
     pub site_packages_exists: bool,
+    /// The folders this environment's interpreter imports packages from, in the order
+    /// `site.py` puts them on sys.path: its site-packages, the path lines of the `.pth` files
+    /// there, the user's site-packages where enabled, the base interpreter's site-packages when
+    /// pyvenv.cfg says `include-system-site-packages = true`, and the folders editable installs
+    /// map packages to. Packages are looked up in this order (the first folder holding a
+    /// package wins, as the import system does).
+    pub import_paths: Vec<ImportPath>,
     pub torch: TorchFacts,
     pub llama_cpp: LlamaCppFacts,
     /// Other GPU stacks present: jax, cupy, onnxruntime, tensorflow.
@@ -92,8 +106,60 @@ pub struct PythonEnv {
     /// What the environment's own interpreter reported (standard and full profiles); null in
     /// the quick profile or when the interpreter could not be run.
     pub live: Option<LiveProbe>,
+    /// Where the file reading (the static tier) and the environment's own interpreter (the
+    /// live tier) disagree: torch or llama-cpp-python seen by one and not the other, or found in
+    /// different folders. Empty without a live answer. The live answer is the truth.
+    pub static_live_differences: Vec<StaticLiveDifference>,
     /// Problems reading this environment's files.
     pub errors: Vec<String>,
+}
+
+/// pyvenv.cfg's Python version against the one the interpreter has now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct VersionMismatch {
+    /// The version the environment was made with (pyvenv.cfg): "3.10.13".
+    pub pyvenv_cfg: String,
+    /// The version its interpreter has now: "3.12.1" (live), or "3.12" (the file the
+    /// interpreter link resolves to, python3.12).
+    pub interpreter: String,
+    /// "live" (the interpreter said so) or "files" (the name of the interpreter file).
+    pub seen_by: String,
+    /// The site-packages of the old version, which the interpreter no longer reads; null when
+    /// it does not exist.
+    pub stranded_site_packages: Option<String>,
+}
+
+/// One folder packages are imported from, and how the interpreter reaches it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ImportPath {
+    /// The folder (absolute).
+    pub path: String,
+    /// "site-packages" (the environment's own), "pth" (a path line of a .pth file),
+    /// "user-site" (the user's site-packages), "base-site-packages" (the base interpreter's,
+    /// through include-system-site-packages) or "editable" (a folder an editable install's
+    /// finder maps a package to).
+    pub reached_by: String,
+    /// What reaches it: the .pth file or editable finder (full path), or the pyvenv.cfg that
+    /// includes the base's site-packages; null for the environment's own site-packages and
+    /// the user's.
+    pub via: Option<String>,
+    /// For "editable": the packages the finder maps to this folder (only they are found
+    /// there); empty for the others.
+    pub packages: Vec<String>,
+}
+
+/// A static guess that the live answer contradicts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct StaticLiveDifference {
+    /// "torch" or "llama_cpp".
+    pub package: String,
+    /// What the files said: "installed in FOLDER" or "not installed".
+    pub static_answer: String,
+    /// What the interpreter said: "imported from FOLDER", "import failed: ..." or "not found".
+    pub live_answer: String,
 }
 
 /// pyvenv.cfg, as written by venv, virtualenv or uv.
@@ -128,8 +194,12 @@ pub struct Dist {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct TorchFacts {
-    /// The torch package folder or its dist-info is present.
+    /// The torch package folder or its dist-info is present in one of the import paths.
     pub installed: bool,
+    /// The import path it was found in, and how that folder is reached.
+    pub found_in: Option<ImportPath>,
+    /// Installed in editable mode (its dist-info's direct_url.json): the source folder.
+    pub editable_source: Option<String>,
     /// `__version__` of torch/version.py, with its local tag: "2.11.0+cu130".
     pub version: Option<String>,
     /// Version in the dist-info (PyPI wheels strip the local tag there: "2.11.0").
@@ -168,8 +238,12 @@ pub struct TorchFacts {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct LlamaCppFacts {
-    /// The llama_cpp package folder or its dist-info is present.
+    /// The llama_cpp package folder or its dist-info is present in one of the import paths.
     pub installed: bool,
+    /// The import path it was found in, and how that folder is reached.
+    pub found_in: Option<ImportPath>,
+    /// Installed in editable mode (its dist-info's direct_url.json): the source folder.
+    pub editable_source: Option<String>,
     pub version: Option<String>,
     /// "dist-info" or "__init__.py".
     pub version_source: Option<String>,
@@ -232,6 +306,8 @@ pub struct GpuStack {
     pub missing: Vec<String>,
     /// A known pitfall seen in the files, in words.
     pub note: Option<String>,
+    /// The import path its main distribution was found in.
+    pub found_in: Option<ImportPath>,
 }
 
 /// The editor's Python interpreter setting.
@@ -275,6 +351,9 @@ pub struct LiveProbe {
     pub implementation: Option<String>,
     /// sys.executable as the interpreter reported it.
     pub executable: Option<String>,
+    /// sys.path entries that are folders of packages (site-packages and what .pth files, the
+    /// user site and the base add), in order; the standard library's folders are left out.
+    pub import_paths: Vec<String>,
     pub torch: LiveTorch,
     pub llama_cpp: LiveLlama,
     /// Set when this answer was not asked in this run but taken from the live-result cache
@@ -303,6 +382,8 @@ pub struct LiveTorch {
     pub import_error: Option<String>,
     /// How long `import torch` took, in milliseconds.
     pub import_ms: Option<f64>,
+    /// The sys.path folder torch was imported from (the folder holding the torch package).
+    pub location: Option<String>,
     pub version: Option<String>,
     /// torch.version.cuda
     pub cuda: Option<String>,
@@ -335,6 +416,8 @@ pub struct LiveLlama {
     pub import_error: Option<String>,
     /// How long `import llama_cpp` took, in milliseconds.
     pub import_ms: Option<f64>,
+    /// The sys.path folder llama_cpp was imported from (the folder holding the package).
+    pub location: Option<String>,
     pub version: Option<String>,
     /// llama_supports_gpu_offload()
     pub supports_gpu_offload: Option<bool>,

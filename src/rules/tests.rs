@@ -6,7 +6,7 @@ use super::eval::{evaluate_with, Inputs};
 use super::*;
 use crate::facts::python::{
     LiveLlama, LiveProbe, LiveTorch, LiveTorchDevice, LlamaCppFacts, PythonEnv, PyvenvCfg,
-    TorchFacts,
+    TorchFacts, VersionMismatch,
 };
 use crate::facts::{
     CudaDevice, Ecc, Facts, Gpu, GpuMemory, GpuProcess, KernelCheck, PciGpu, ProbeOutcome,
@@ -1075,6 +1075,22 @@ fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
             no_input_change,
         ),
         (
+            "venv-python-version-changed",
+            |f| {
+                let e = env0(f);
+                e.base_python = Some("/usr/bin/python3".into());
+                e.interpreter_version_mismatch = Some(VersionMismatch {
+                    pyvenv_cfg: "3.12.3".into(),
+                    interpreter: "3.13.1".into(),
+                    seen_by: "live".into(),
+                    stranded_site_packages: Some(
+                        "/srv/proj/.venv/lib/python3.12/site-packages".into(),
+                    ),
+                });
+            },
+            no_input_change,
+        ),
+        (
             "torch-toolkit-major-mismatch",
             |f| {
                 f.host.env.cuda_home = Some("/usr/local/cuda-12.4".into());
@@ -1885,6 +1901,18 @@ fn a_base_interpreter_fix_keeps_the_packages() {
         fix.powershell.as_deref(),
         Some("py '-3.12' -m venv --upgrade '/srv/proj/.venv'")
     );
+}
+
+#[test]
+fn a_changed_python_version_is_fixed_by_recreating_the_environment() {
+    let findings = case("venv-python-version-changed");
+    let f = only(&findings, "venv-python-version-changed");
+    assert_eq!(
+        f.fix.as_ref().unwrap().bash.as_deref(),
+        Some("/usr/bin/python3 -m venv --clear /srv/proj/.venv")
+    );
+    assert!(f.title.contains("made with Python 3.12.3"), "{}", f.title);
+    assert!(f.title.contains("now Python 3.13.1"), "{}", f.title);
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //! on the NVIDIA driver and on a few variables. The [`Key`] records each of them as the files
 //! say it: the interpreter's resolved path, size and times; pyvenv.cfg; the site-packages folder
 //! and every entry in it (name, size, modification and status-change time), the contents of its
-//! `.pth` files and the folders they add; torch's and llama.cpp's library folders; a conda
-//! environment's `lib/` and `conda-meta/`; the base installation's package folders when the venv
-//! sees them; `/proc/driver/nvidia/version` and the resolved libnvidia-ml and libcuda; the
+//! `.pth` files and the folders they add; every other folder the environment imports from (the
+//! import paths of the facts: what `.pth` files add, the user's and the base's site-packages,
+//! editable sources, whose list itself is part of the static view); torch's and llama.cpp's
+//! library folders where they were found; a conda environment's `lib/` and `conda-meta/`; `/proc/driver/nvidia/version` and the resolved libnvidia-ml and libcuda; the
 //! variables that steer GPU libraries; gpu-doctor's version and the probe script. A `pip install`
 //! or `uninstall` adds or removes entries of site-packages, which changes the folder's times, so
 //! it changes the key; the status-change time (ctime) cannot be set back by any tool, so even a
@@ -61,7 +62,7 @@ pub const MAX_ENTRY_BYTES: u64 = 256 * 1024;
 
 /// The format's name and version, first in every file; a change of either ignores old files.
 const FORMAT: &str = "gpu-doctor live-result cache";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 /// The folder under the cache root.
 const LIVE_DIR: &str = "live";
 /// Entries of site-packages, .pth files and lines read at most for one key. A folder with
@@ -372,6 +373,7 @@ impl Key {
             .collect();
         let static_view = serde_json::to_vec(&(
             &env.python_version,
+            &env.import_paths,
             &env.torch,
             &env.llama_cpp,
             &env.gpu_stacks,
@@ -478,12 +480,35 @@ fn pth_digest(site: &Path, file: &Path, digest: &mut Fnv) -> i64 {
     newest
 }
 
-/// Folders below or beside site-packages whose own entries an answer depends on.
+/// Folders whose own entries an answer depends on: every import path the environment reaches
+/// besides its own site-packages (what `.pth` files add, the user's and the base's
+/// site-packages, editable source folders), the package folders of torch and llama.cpp where
+/// they were found, and a conda environment's lib/ and conda-meta/.
 fn extra_folders(env: &PythonEnv, site: Option<&Path>) -> Vec<PathBuf> {
-    let mut folders = Vec::new();
-    if let Some(site) = site {
-        for sub in ["torch", "torch/lib", "llama_cpp", "llama_cpp/lib", "nvidia"] {
-            folders.push(site.join(sub));
+    let mut folders: Vec<PathBuf> = env
+        .import_paths
+        .iter()
+        .filter(|p| Some(Path::new(&p.path)) != site)
+        .map(|p| PathBuf::from(&p.path))
+        .collect();
+    let torch = env.torch.found_in.as_ref().map(|p| Path::new(&p.path));
+    let llama = env.llama_cpp.found_in.as_ref().map(|p| Path::new(&p.path));
+    for (dir, subs) in [
+        (
+            site,
+            &["torch", "torch/lib", "llama_cpp", "llama_cpp/lib", "nvidia"][..],
+        ),
+        (
+            torch.filter(|d| Some(*d) != site),
+            &["torch", "torch/lib", "nvidia"][..],
+        ),
+        (
+            llama.filter(|d| Some(*d) != site),
+            &["llama_cpp", "llama_cpp/lib"][..],
+        ),
+    ] {
+        if let Some(dir) = dir {
+            folders.extend(subs.iter().map(|sub| dir.join(sub)));
         }
     }
     let root = Path::new(&env.path);
@@ -492,42 +517,7 @@ fn extra_folders(env: &PythonEnv, site: Option<&Path>) -> Vec<PathBuf> {
         folders.push(root.join("lib"));
         folders.push(root.join("conda-meta"));
     }
-    let sees_base = env
-        .pyvenv_cfg
-        .as_ref()
-        .and_then(|c| c.include_system_site_packages)
-        .unwrap_or(false);
-    if sees_base {
-        folders.extend(base_package_folders(env));
-    }
     folders
-}
-
-/// The base installation's package folders a venv with include-system-site-packages sees:
-/// the usual places under the prefix of its `home` (Debian's dist-packages, Fedora's lib64).
-fn base_package_folders(env: &PythonEnv) -> Vec<PathBuf> {
-    let Some(home) = env.pyvenv_cfg.as_ref().and_then(|c| c.home.as_deref()) else {
-        return Vec::new();
-    };
-    let Some(prefix) = Path::new(home).parent() else {
-        return Vec::new();
-    };
-    let xy: String = env
-        .python_version
-        .as_deref()
-        .unwrap_or("")
-        .split('.')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(".");
-    let py = format!("python{xy}");
-    vec![
-        prefix.join("lib").join(&py).join("site-packages"),
-        prefix.join("lib").join(&py).join("dist-packages"),
-        prefix.join("lib64").join(&py).join("site-packages"),
-        prefix.join("lib/python3/dist-packages"),
-        prefix.join("local/lib").join(&py).join("dist-packages"),
-    ]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@
 //! - `editor`: VS Code's `python.defaultInterpreterPath` / `python.pythonPath` in
 //!   `.vscode/settings.json` (JSON with comments and trailing commas, `${workspaceFolder}`);
 //! - `config`: `[python] environments = [...]` of the configuration (`gpu-doctor.toml`, or
-//!   `[tool.gpu-doctor.python]` in `pyproject.toml`; crate::config finds and reads it).
+//!   `[tool.gpu-doctor.python]` in `pyproject.toml`; crate::config finds and reads it);
+//! - `poetry`, `pyenv`, `hatch`, `pdm`: the environments those tools keep for the project
+//!   (super::tools).
 //!
 //! Environments are de-duplicated by canonical path, so `.venv` reached through the project
 //! scan, VIRTUAL_ENV and the editor is one environment with three tags. Every walk is bounded
@@ -74,6 +76,8 @@ pub(crate) struct Found {
     pub found_by: Vec<String>,
     pub active: bool,
     pub editor: bool,
+    /// The name the tool that keeps it gives it (Poetry, pyenv, Hatch).
+    pub tool_name: Option<String>,
 }
 
 /// Everything discovery learned.
@@ -93,7 +97,7 @@ pub(crate) struct Discovery {
 impl Discovery {
     /// Add `path` found by `how`, merging with an environment already found at the same
     /// canonical path. Returns its index.
-    fn add(&mut self, path: PathBuf, how: &str) -> usize {
+    pub(crate) fn add(&mut self, path: PathBuf, how: &str) -> usize {
         let canonical = fs::canonicalize(&path).ok();
         let key = canonical.clone().unwrap_or_else(|| path.clone());
         let existing = self
@@ -107,6 +111,7 @@ impl Discovery {
                 found_by: Vec::new(),
                 active: false,
                 editor: false,
+                tool_name: None,
             });
             self.envs.len() - 1
         });
@@ -115,6 +120,13 @@ impl Discovery {
             found.found_by.push(how.to_string());
         }
         index
+    }
+
+    /// Record the name a tool gives environment `index` (the first name given is kept).
+    pub(crate) fn name(&mut self, index: usize, name: &str) {
+        self.envs[index]
+            .tool_name
+            .get_or_insert_with(|| name.to_string());
     }
 }
 
@@ -126,6 +138,7 @@ pub(crate) fn discover(ctx: &ProbeContext, project: Option<&Path>) -> Discovery 
     if let Some(project) = project {
         scan_project(project, &mut d);
         uv_env(ctx, project, &mut d);
+        super::tools::discover(ctx, project, &mut d);
         editor_env(ctx, project, &mut d);
         config_envs(ctx, project, &mut d);
     }
@@ -606,7 +619,7 @@ fn conda_roots(ctx: &ProbeContext, home: Option<&Path>) -> Vec<PathBuf> {
     roots
 }
 
-fn home_dir(ctx: &ProbeContext) -> Option<PathBuf> {
+pub(crate) fn home_dir(ctx: &ProbeContext) -> Option<PathBuf> {
     ctx.nonempty_var("HOME")
         .or_else(|| ctx.nonempty_var("USERPROFILE"))
         .map(PathBuf::from)

@@ -380,6 +380,7 @@ pub fn from_answer(answer: &Value) -> LiveProbe {
         python_version: string("python_version"),
         implementation: string("implementation"),
         executable: string("executable"),
+        import_paths: section(answer, "import_paths"),
         torch: section::<LiveTorch>(answer, "torch"),
         llama_cpp: llama_section(answer),
         ..LiveProbe::default()

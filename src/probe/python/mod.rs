@@ -12,10 +12,14 @@
 //! The project folder is `GPU_DOCTOR_PROJECT_DIR` when set, else the current directory.
 
 pub mod cache;
+pub(crate) mod differences;
 pub(crate) mod discover;
 pub mod live;
 pub(crate) mod metadata;
+pub(crate) mod reach;
+pub(crate) mod sha256;
 pub(crate) mod site;
+pub(crate) mod tools;
 pub(crate) mod venv;
 
 use crate::facts::python::{PythonEnv, PythonFacts};
@@ -52,12 +56,24 @@ pub fn probe(ctx: &ProbeContext) -> Probed<PythonFacts> {
     facts.scan_truncated = truncated;
     facts.errors.extend(errors);
 
+    let user_site = reach::UserSite::of(ctx);
     let mut inspected: Vec<PythonEnv> = envs
         .iter()
-        .map(|found| inspect(found, project.as_deref(), project_canonical.as_deref()))
+        .map(|found| {
+            inspect(
+                found,
+                project.as_deref(),
+                project_canonical.as_deref(),
+                &user_site,
+            )
+        })
         .collect();
     mark_path_first(ctx, &mut inspected);
     live::probe_all(ctx, &mut inspected);
+    for env in &mut inspected {
+        live_version_mismatch(env);
+        env.static_live_differences = differences::of(env);
+    }
 
     // Names are fixed now; keep them for the top-level pointers before sorting.
     let name_of = |i: Option<usize>| i.and_then(|i| inspected.get(i)).map(|e| e.name.clone());
@@ -114,7 +130,12 @@ fn absolute_from_cwd(path: PathBuf) -> PathBuf {
 }
 
 /// Read one discovered environment's files.
-fn inspect(found: &Found, project: Option<&Path>, project_canonical: Option<&Path>) -> PythonEnv {
+fn inspect(
+    found: &Found,
+    project: Option<&Path>,
+    project_canonical: Option<&Path>,
+    user_site: &reach::UserSite,
+) -> PythonEnv {
     let mut env = PythonEnv {
         path: found.path.to_string_lossy().into_owned(),
         canonical_path: found
@@ -124,6 +145,7 @@ fn inspect(found: &Found, project: Option<&Path>, project_canonical: Option<&Pat
         found_by: found.found_by.clone(),
         active: found.active,
         editor: found.editor,
+        tool_name: found.tool_name.clone(),
         ..PythonEnv::default()
     };
     let relative = relative_name(found, project, project_canonical);
@@ -131,27 +153,29 @@ fn inspect(found: &Found, project: Option<&Path>, project_canonical: Option<&Pat
     env.name = relative.unwrap_or_else(|| env.path.clone());
 
     venv::inspect(&found.path, &mut env);
-    if let Some(sp) = env
-        .site_packages
-        .clone()
-        .filter(|_| env.site_packages_exists)
-    {
-        inspect_site(Path::new(&sp), &mut env);
+    env.import_paths = reach::import_paths(&env, user_site);
+    if !env.import_paths.is_empty() {
+        inspect_site(&mut env);
     }
     env
 }
 
-fn inspect_site(dir: &Path, env: &mut PythonEnv) {
-    match site::SitePackages::read(dir, &env.layout, env.python_version.as_deref()) {
-        Ok(sp) => {
-            env.torch = site::torch(&sp);
-            env.llama_cpp = site::llama_cpp(&sp);
-            env.gpu_stacks = site::gpu_stacks(&sp);
-        }
-        Err(e) => env
-            .errors
-            .push(format!("site-packages could not be listed: {e}")),
-    }
+fn inspect_site(env: &mut PythonEnv) {
+    let mut errors = Vec::new();
+    let sp = site::SitePackages::read(
+        &env.import_paths,
+        &env.layout,
+        env.python_version.as_deref(),
+        &mut errors,
+    );
+    env.errors.extend(
+        errors
+            .into_iter()
+            .map(|e| format!("an import folder could not be listed: {e}")),
+    );
+    env.torch = site::torch(&sp);
+    env.llama_cpp = site::llama_cpp(&sp);
+    env.gpu_stacks = site::gpu_stacks(&sp);
 }
 
 /// The environment's path relative to the project, when it is inside it: ".venv", "envs/gpu".
@@ -182,6 +206,19 @@ fn relative_name(
         }
     }
     None
+}
+
+/// The interpreter's own answer about its version replaces the guess from its file name.
+fn live_version_mismatch(env: &mut PythonEnv) {
+    let Some(version) = env
+        .live
+        .as_ref()
+        .filter(|l| l.status == "ok")
+        .and_then(|l| l.python_version.clone())
+    else {
+        return;
+    };
+    env.interpreter_version_mismatch = venv::version_mismatch(env, Some(version), "live");
 }
 
 /// Mark the environment whose interpreter folder comes first on PATH: the one a bare

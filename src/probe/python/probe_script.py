@@ -136,6 +136,73 @@ def findable(name):
             return False
 
 
+def location(module):
+    """The folder holding a package (its sys.path entry): /x/site-packages for
+    /x/site-packages/torch/__init__.py."""
+    try:
+        return text(os.path.dirname(os.path.dirname(os.path.abspath(module.__file__))))
+    except BaseException:
+        return None
+
+
+def add_user_site():
+    """-I leaves out the user's site-packages; a plain `python` of this environment has it
+    unless the environment is a venv that does not see the system site-packages (as site.py
+    decides), or PYTHONNOUSERSITE is set."""
+    try:
+        import site
+
+        if os.environ.get("PYTHONNOUSERSITE") or not hasattr(site, "getusersitepackages"):
+            return
+        if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+            system_site = False
+            with open(os.path.join(sys.prefix, "pyvenv.cfg")) as cfg:
+                for line in cfg:
+                    key, _, value = line.partition("=")
+                    if key.strip().lower() == "include-system-site-packages":
+                        system_site = value.strip().lower() == "true"
+            if not system_site:
+                return
+        user_base = os.environ.get("PYTHONUSERBASE")
+        if user_base:
+            site.USER_BASE = user_base
+        user = site.getusersitepackages()
+        if os.path.isdir(user) and user not in sys.path:
+            # Where site.py puts it: after a venv's own site-packages, before the base's.
+            position = len(sys.path)
+            for i, entry in enumerate(sys.path):
+                if entry.startswith(getattr(sys, "base_prefix", sys.prefix)) and (
+                        entry.endswith("site-packages") or entry.endswith("dist-packages")):
+                    position = i
+                    break
+            sys.path.insert(position, user)
+            site.addsitedir(user)
+    except BaseException:
+        pass
+
+
+def package_paths():
+    """sys.path without the standard library's folders and zip."""
+    try:
+        import sysconfig
+
+        stdlib = set()
+        for key in ("stdlib", "platstdlib"):
+            path = sysconfig.get_paths().get(key)
+            if path:
+                stdlib.add(os.path.normpath(path))
+                stdlib.add(os.path.normpath(os.path.join(path, "lib-dynload")))
+        out = []
+        for entry in sys.path:
+            norm = os.path.normpath(entry) if entry else entry
+            if not entry or norm in stdlib or entry.endswith(".zip"):
+                continue
+            out.append(text(entry, 1000))
+        return out[:64]
+    except BaseException:
+        return []
+
+
 def elapsed_ms(start):
     import time
 
@@ -158,6 +225,7 @@ def probe_torch(state, opts, out):
         return
     info["import_ms"] = elapsed_ms(start)
     info["import_ok"] = True
+    info["location"] = location(torch)
     info["version"] = text(getattr(torch, "__version__", None) or "") or None
     try:
         cuda = torch.version.cuda
@@ -255,6 +323,7 @@ def import_llama(info, state, out, stage_prefix):
         return None
     info["import_ms"] = elapsed_ms(start)
     info["import_ok"] = True
+    info["location"] = location(llama_cpp)
     version = getattr(llama_cpp, "__version__", None)
     info["version"] = text(version) if version else None
     state["stage"] = stage_prefix + "system_info"
@@ -347,7 +416,9 @@ def main(argv):
     # Not isolated (-E -s on an old interpreter): the current folder must not shadow packages.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
+    add_user_site()
     state = new_state()
+    state["import_paths"] = package_paths()
     out.emit(state)
     try:
         if opts["torch"] or findable("torch"):

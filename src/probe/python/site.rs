@@ -12,7 +12,9 @@ use super::metadata::{
     self, applies, parse_dist_dir, read_metadata, read_text, tag_platform, MarkerEnv, Metadata,
     MAX_SMALL_FILE,
 };
-use crate::facts::python::{Dist, GpuStack, LlamaCppFacts, LlamaLibOverride, TorchFacts};
+use crate::facts::python::{
+    Dist, GpuStack, ImportPath, LlamaCppFacts, LlamaLibOverride, TorchFacts,
+};
 use crate::probe::elf;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -23,54 +25,102 @@ const MAX_TOP_LEVEL: usize = 20_000;
 /// Files of llama_cpp/lib listed at most.
 const MAX_LIB_FILES: usize = 512;
 
-/// The top level of one site-packages folder.
+/// The top level of every folder an environment imports packages from (its site-packages,
+/// the folders `.pth` files add, the base's site-packages, ...), merged in import order.
 pub(crate) struct SitePackages {
-    pub dir: PathBuf,
-    /// Installed distributions by normalized name.
+    /// The import paths, in the order the interpreter searches them.
+    pub paths: Vec<ImportPath>,
+    /// Installed distributions by normalized name; the first import path holding one wins.
     pub dists: BTreeMap<String, Installed>,
     /// "windows" or "posix" (the environment's layout).
     pub layout: String,
     pub python_version: Option<String>,
 }
 
-/// One distribution: its version and dist-info folder.
+/// One distribution: its version, dist-info folder, and the import path it is in.
 pub(crate) struct Installed {
     pub version: String,
     pub dist_info: PathBuf,
+    /// Index into [`SitePackages::paths`].
+    pub path: usize,
 }
 
 impl SitePackages {
-    /// List `dir`'s top level; an unreadable folder is an error.
+    /// List the top level of each import path. An unreadable folder is an error (the others
+    /// are still read).
     pub fn read(
-        dir: &Path,
+        paths: &[ImportPath],
         layout: &str,
         python_version: Option<&str>,
-    ) -> Result<SitePackages, String> {
-        let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut names: Vec<String> = entries
-            .flatten()
-            .take(MAX_TOP_LEVEL)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".dist-info") || n.ends_with(".egg-info"))
-            .collect();
-        // Sorted, so that when a botched upgrade leaves two dist-infos of one name the same one
-        // is kept on every run (either way they share the package folder).
-        names.sort();
+        errors: &mut Vec<String>,
+    ) -> SitePackages {
         let mut dists = BTreeMap::new();
-        for name in names {
-            if let Some((dist, version)) = parse_dist_dir(&name) {
-                dists.entry(dist).or_insert(Installed {
-                    version,
-                    dist_info: dir.join(&name),
-                });
+        for (index, path) in paths.iter().enumerate() {
+            if path.reached_by == super::reach::EDITABLE {
+                continue;
+            }
+            let dir = Path::new(&path.path);
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", dir.display()));
+                    continue;
+                }
+            };
+            let mut names: Vec<String> = entries
+                .flatten()
+                .take(MAX_TOP_LEVEL)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".dist-info") || n.ends_with(".egg-info"))
+                .collect();
+            // Sorted, so that when a botched upgrade leaves two dist-infos of one name the same
+            // one is kept on every run (either way they share the package folder).
+            names.sort();
+            for name in names {
+                if let Some((dist, version)) = parse_dist_dir(&name) {
+                    dists.entry(dist).or_insert(Installed {
+                        version,
+                        dist_info: dir.join(&name),
+                        path: index,
+                    });
+                }
             }
         }
-        Ok(SitePackages {
-            dir: dir.to_path_buf(),
+        SitePackages {
+            paths: paths.to_vec(),
             dists,
             layout: layout.to_string(),
             python_version: python_version.map(str::to_string),
+        }
+    }
+
+    /// The folder of top-level package `name` in the first import path that has it (an
+    /// editable finder's folder only for the packages it maps), with that path's index.
+    fn package(&self, name: &str) -> Option<(PathBuf, usize)> {
+        self.paths.iter().enumerate().find_map(|(i, p)| {
+            if p.reached_by == super::reach::EDITABLE && !p.packages.iter().any(|n| n == name) {
+                return None;
+            }
+            let dir = Path::new(&p.path).join(name);
+            dir.is_dir().then_some((dir, i))
         })
+    }
+
+    /// Where package `name` (distribution `dist`) is: the package folder's import path, else
+    /// the dist-info's.
+    fn found_in(
+        &self,
+        pkg: Option<&(PathBuf, usize)>,
+        dist: Option<&Installed>,
+    ) -> Option<ImportPath> {
+        let index = pkg.map(|(_, i)| *i).or(dist.map(|d| d.path))?;
+        self.paths.get(index).cloned()
+    }
+
+    /// The import path distribution `name` was found in.
+    fn dist_found_in(&self, name: &str) -> Option<ImportPath> {
+        self.dist(name)
+            .and_then(|d| self.paths.get(d.path).cloned())
     }
 
     fn dist(&self, name: &str) -> Option<&Installed> {
@@ -117,10 +167,12 @@ impl SitePackages {
 
 /// torch: version.py, dist-info, the CUDA library, and the NVIDIA wheels it requires.
 pub(crate) fn torch(site: &SitePackages) -> TorchFacts {
-    let pkg = site.dir.join("torch");
+    let pkg = site.package("torch");
     let dist = site.dist("torch");
     let mut facts = TorchFacts {
-        installed: pkg.is_dir() || dist.is_some(),
+        installed: pkg.is_some() || dist.is_some(),
+        found_in: site.found_in(pkg.as_ref(), dist),
+        editable_source: dist.and_then(editable_source),
         ..TorchFacts::default()
     };
     if !facts.installed {
@@ -128,7 +180,7 @@ pub(crate) fn torch(site: &SitePackages) -> TorchFacts {
     }
     let mut errors = Vec::new();
     facts.dist_version = dist.map(|d| d.version.clone());
-    if pkg.is_dir() {
+    if let Some((pkg, _)) = &pkg {
         read_version_py(&pkg.join("version.py"), &mut facts, &mut errors);
         facts.cuda_library = ["libtorch_cuda.so", "torch_cuda.dll"]
             .iter()
@@ -312,10 +364,12 @@ const BACKENDS: &[(&str, bool)] = &[
 
 /// llama-cpp-python: version, lib files, backends, and the CUDA libraries it needs.
 pub(crate) fn llama_cpp(site: &SitePackages) -> LlamaCppFacts {
-    let pkg = site.dir.join("llama_cpp");
+    let pkg = site.package("llama_cpp");
     let dist = site.dist("llama-cpp-python");
     let mut facts = LlamaCppFacts {
-        installed: pkg.is_dir() || dist.is_some(),
+        installed: pkg.is_some() || dist.is_some(),
+        found_in: site.found_in(pkg.as_ref(), dist),
+        editable_source: dist.and_then(editable_source),
         ..LlamaCppFacts::default()
     };
     if !facts.installed {
@@ -326,13 +380,13 @@ pub(crate) fn llama_cpp(site: &SitePackages) -> LlamaCppFacts {
         facts.version = Some(d.version.clone());
         facts.version_source = Some("dist-info".into());
     }
-    if !pkg.is_dir() {
+    let Some((pkg, _)) = pkg else {
         errors.push(
             "llama-cpp-python's dist-info is present but the llama_cpp folder is missing".into(),
         );
         facts.error = join_errors(errors);
         return facts;
-    }
+    };
     facts.package_dir = Some(pkg.to_string_lossy().into_owned());
     if facts.version.is_none() {
         init_version(&pkg, &mut facts, &mut errors);
@@ -614,6 +668,7 @@ fn jax(site: &SitePackages) -> Option<GpuStack> {
         packages,
         missing,
         note: None,
+        found_in: site.dist_found_in(&main.name),
     })
 }
 
@@ -633,6 +688,7 @@ fn cupy(site: &SitePackages) -> Option<GpuStack> {
         packages,
         missing: Vec::new(),
         note,
+        found_in: site.dist_found_in(&main.name),
     })
 }
 
@@ -683,6 +739,7 @@ fn onnxruntime(site: &SitePackages) -> Option<GpuStack> {
         packages,
         missing: Vec::new(),
         note,
+        found_in: site.dist_found_in(&main.name),
     })
 }
 
@@ -726,7 +783,23 @@ fn tensorflow(site: &SitePackages) -> Option<GpuStack> {
         packages,
         missing,
         note: None,
+        found_in: site.dist_found_in(&main.name),
     })
+}
+
+/// The source folder of an editable install, from its dist-info's direct_url.json (PEP 610):
+/// `{"url": "file:///src/proj", "dir_info": {"editable": true}}`.
+fn editable_source(dist: &Installed) -> Option<String> {
+    let text = read_text(
+        &dist.dist_info.join("direct_url.json"),
+        MAX_SMALL_FILE,
+        false,
+    )
+    .ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let editable = json.pointer("/dir_info/editable")?.as_bool()?;
+    let url = json.get("url")?.as_str()?;
+    editable.then(|| url.strip_prefix("file://").unwrap_or(url).to_string())
 }
 
 fn join_errors(errors: Vec<String>) -> Option<String> {

@@ -57,6 +57,62 @@ pub(crate) fn inspect(dir: &Path, env: &mut PythonEnv) {
     python_version(dir, env);
     base_python(env);
     site_packages(dir, env);
+    env.interpreter_version_mismatch =
+        version_mismatch(env, interpreter_file_version(env), "files");
+}
+
+/// "3.12" when the environment's interpreter resolves to a file named python3.12 (a venv's
+/// link to its base, the base's own versioned name); None for copies named python3 or python.
+fn interpreter_file_version(env: &PythonEnv) -> Option<String> {
+    let real = fs::canonicalize(&env.python).ok()?;
+    let name = real.file_name()?.to_string_lossy().into_owned();
+    let version = name.strip_prefix("python")?.trim_end_matches(".exe");
+    let version = version.trim_end_matches('t');
+    clean_version(version)
+}
+
+fn major_minor(v: &str) -> String {
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The mismatch between pyvenv.cfg's version and `interpreter` (a venv's only), as `seen_by`
+/// saw it; None when they agree or either is unknown.
+pub(crate) fn version_mismatch(
+    env: &PythonEnv,
+    interpreter: Option<String>,
+    seen_by: &str,
+) -> Option<crate::facts::python::VersionMismatch> {
+    let made_with = env
+        .pyvenv_cfg
+        .as_ref()?
+        .version
+        .as_deref()
+        .and_then(clean_version)?;
+    let interpreter = interpreter?;
+    if major_minor(&made_with) == major_minor(&interpreter) {
+        return None;
+    }
+    let stranded = env
+        .site_packages
+        .clone()
+        .filter(|_| env.site_packages_exists && env.layout != LAYOUT_WINDOWS);
+    Some(crate::facts::python::VersionMismatch {
+        pyvenv_cfg: made_with,
+        interpreter,
+        seen_by: seen_by.to_string(),
+        stranded_site_packages: stranded,
+    })
+}
+
+/// The site-packages the interpreter really reads when its version is not pyvenv.cfg's:
+/// lib/pythonX.Y/site-packages of its own version, when that exists.
+pub(crate) fn running_site_packages(env: &PythonEnv) -> Option<PathBuf> {
+    let mismatch = env.interpreter_version_mismatch.as_ref()?;
+    let dir = Path::new(&env.path)
+        .join("lib")
+        .join(format!("python{}", major_minor(&mismatch.interpreter)))
+        .join("site-packages");
+    dir.is_dir().then_some(dir)
 }
 
 /// Parse pyvenv.cfg text.
