@@ -174,6 +174,7 @@ fn judge(args: &CheckArgs, global: &GlobalArgs) -> Result<Judged, AppError> {
         Some(c) => c.apply_waivers(findings, &rules, config::today()),
         None => (findings, Vec::new()),
     };
+    let findings = rules::group_by_cause(&rules, findings);
     let mut verdict = Verdict::new(&findings, fail_on);
     verdict.waived = waived.len();
     Ok(Judged {
@@ -522,6 +523,7 @@ pub fn parse_facts(name: &str, text: &str) -> Result<Facts, AppError> {
             "{name}: facts schema_version {version} is newer than this gpu-doctor understands ({SCHEMA_VERSION}); upgrade gpu-doctor to judge it"
         )));
     }
+    check_sections(name, &value)?;
     serde_json::from_str(text).map_err(|e| {
         AppError::Input(format!(
             "{name}:{}:{}: invalid facts: {e}",
@@ -529,6 +531,60 @@ pub fn parse_facts(name: &str, text: &str) -> Result<Facts, AppError> {
             e.column()
         ))
     })
+}
+
+/// Each probe and the section of the facts it fills.
+const PROBE_SECTIONS: [(&str, &str); 6] = [
+    ("host", "host"),
+    ("driver", "driver"),
+    ("cuda", "cuda"),
+    ("toolkits", "toolkits"),
+    ("python", "python"),
+    ("offload", "offload"),
+];
+
+/// A missing section is not an empty machine: every facts document gpu-doctor writes has its
+/// profile, its probes and the host, and the section of every probe that ran. A document that
+/// lacks them (a report given as facts, a hand-cut file) would be judged as a healthy machine,
+/// so it is refused with what it is and what it lacks.
+fn check_sections(name: &str, value: &serde_json::Value) -> Result<(), AppError> {
+    let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+    if has("verdict") && has("findings") {
+        let facts = if has("facts") {
+            format!(" The facts it judged are its \"facts\" member: `jq .facts {name} > facts.json`.")
+        } else {
+            String::new()
+        };
+        return Err(AppError::Input(format!(
+            "{name}: this is a gpu-doctor report (the output of `check --format json`), not facts.{facts}"
+        )));
+    }
+    let mut missing: Vec<String> = ["profile", "probes", "host"]
+        .into_iter()
+        .filter(|key| !has(key))
+        .map(|key| format!("\"{key}\""))
+        .collect();
+    let probes = value.get("probes").and_then(|p| p.as_object());
+    for (probe, section) in PROBE_SECTIONS {
+        let status = probes
+            .and_then(|p| p.get(probe))
+            .and_then(|o| o.get("status"))
+            .and_then(|s| s.as_str());
+        if let Some(status) = status.filter(|s| *s != "skipped" && !has(section)) {
+            missing.push(format!(
+                "\"{section}\" (its probe says {status})"
+            ));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Input(format!(
+        "{name}: not a complete facts file: the section{} {} {} missing; `gpu-doctor facts` writes a whole one",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+    )))
 }
 
 /// Write all of `text` to stdout. A closed pipe (`gpu-doctor | head`) is not an error.

@@ -31,6 +31,23 @@ pub(super) enum State<'a> {
     NotApplicable,
     /// The rule found something that the configuration waives.
     Waived(Vec<&'a Waived>),
+    /// The rule found something that another finding causes: it is shown with its cause and
+    /// counted there (crate::rules::group_by_cause).
+    CausedBy {
+        finding: &'a Finding,
+        cause: &'a Finding,
+    },
+}
+
+impl State<'_> {
+    /// "a consequence of rule-id (subject), counted there: title".
+    pub fn caused_by_text(finding: &Finding, cause: &Finding) -> String {
+        let of = match &cause.subject {
+            Some(s) => format!("{} on {s}", cause.rule),
+            None => cause.rule.clone(),
+        };
+        format!("caused by {of}, counted there: {}", finding.title)
+    }
 }
 
 impl Check<'_> {
@@ -127,6 +144,16 @@ fn take<'a>(
     }
     if !found.is_empty() {
         return State::Found(found);
+    }
+    let consequence = findings.iter().find_map(|cause| {
+        cause
+            .consequences
+            .iter()
+            .find(|c| c.rule == rule && c.subject.as_deref() == subject)
+            .map(|finding| State::CausedBy { finding, cause })
+    });
+    if let Some(state) = consequence {
+        return state;
     }
     let waived: Vec<&Waived> = input
         .waived

@@ -84,6 +84,8 @@ struct Glyphs {
     bullet: &'static str,
     error_mark: &'static str,
     fix: &'static str,
+    /// Marks a finding shown under the finding that causes it.
+    consequence: &'static str,
 }
 
 const UNICODE: Glyphs = Glyphs {
@@ -95,6 +97,7 @@ const UNICODE: Glyphs = Glyphs {
     bullet: "•",
     error_mark: "✗",
     fix: "$",
+    consequence: "↳",
 };
 const ASCII: Glyphs = Glyphs {
     ok: "[+]",
@@ -105,6 +108,7 @@ const ASCII: Glyphs = Glyphs {
     bullet: "*",
     error_mark: "x",
     fix: "$",
+    consequence: "->",
 };
 
 pub fn render(input: &ReportInput) -> String {
@@ -224,7 +228,10 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
             f.rule, f.rule
         );
     }
-    let Some(fix) = &f.fix else { return };
+    let Some(fix) = &f.fix else {
+        write_consequences(out, f, g);
+        return;
+    };
     // Only this machine's shell: a Linux command shown on Windows would mislead.
     let (own, other, other_name) = if powershell {
         (fix.powershell.as_deref(), fix.bash.as_deref(), "bash")
@@ -243,6 +250,22 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
     }
     if let (true, Some(other)) = (verbose, other) {
         let _ = writeln!(out, "      ({other_name}: {other})");
+    }
+    write_consequences(out, f, g);
+}
+
+/// The findings a finding causes, under it: shown, not counted again.
+fn write_consequences(out: &mut String, f: &Finding, g: Glyphs) {
+    let lines = super::consequence_lines(f);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "      {}", super::CONSEQUENCES_HEADING);
+    for line in lines {
+        for (i, part) in wrap(&line, WRAP_WIDTH - 4).into_iter().enumerate() {
+            let lead = if i == 0 { g.consequence } else { "  " };
+            let _ = writeln!(out, "      {lead} {part}");
+        }
     }
 }
 
