@@ -601,7 +601,11 @@ fn recorded_machines_get_their_verdicts() {
                 "torch-cpu-build",
                 "torch-toolkit-major-mismatch",
             ],
-            &[],
+            // Its CUDA_PATH names the v13.0 toolkit, which driver 531.14 cannot run.
+            &[(
+                "driver-too-old-for-toolkit",
+                "toolkit-variable-newer-than-driver",
+            )],
         ),
     ];
     let mut recordings: Vec<String> = std::fs::read_dir(root().join("fixtures/facts"))

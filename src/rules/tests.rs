@@ -520,6 +520,8 @@ fn inputs_for(facts: &Facts) -> Inputs {
         },
         toolkit_versions: vec!["13.0".into()],
         python: Default::default(),
+        toolkit_variables_broken: Vec::new(),
+        toolkit_variables_too_new: Vec::new(),
     };
     let venvs = venv_views(facts, &derived);
     derived.python = python_derived(facts, &venvs);
