@@ -123,7 +123,8 @@ struct Judged {
     config: Option<Config>,
     rules: RuleSet,
     facts: Facts,
-    findings: Vec<rules::Finding>,
+    /// The findings (consequences under their causes) and the derived values.
+    judgement: rules::Judgement,
     waived: Vec<Waived>,
     verdict: Verdict,
 }
@@ -132,7 +133,8 @@ impl Judged {
     fn input(&self, verbose: bool) -> ReportInput<'_> {
         ReportInput {
             facts: &self.facts,
-            findings: &self.findings,
+            findings: &self.judgement.findings,
+            derived: &self.judgement.derived,
             verdict: &self.verdict,
             verbose,
             rules: &self.rules,
@@ -169,19 +171,24 @@ fn judge(args: &CheckArgs, global: &GlobalArgs) -> Result<Judged, AppError> {
         (None, None) => probe::collect(&probe_context(profile, config.as_ref())),
     };
     let facts = redact_if(facts, global)?;
-    let findings = rules::evaluate(&rules, &facts);
-    let (findings, waived) = match &config {
-        Some(c) => c.apply_waivers(findings, &rules, config::today()),
-        None => (findings, Vec::new()),
+    let mut judgement = rules::Judgement::new(&rules, &facts);
+    let waived = match &config {
+        Some(c) => {
+            let findings = std::mem::take(&mut judgement.findings);
+            let (kept, waived) = c.apply_waivers(findings, &rules, config::today());
+            judgement.findings = kept;
+            waived
+        }
+        None => Vec::new(),
     };
-    let findings = rules::group_by_cause(&rules, findings);
-    let mut verdict = Verdict::new(&findings, fail_on);
+    judgement.group_by_cause(&rules);
+    let mut verdict = Verdict::new(&judgement.findings, fail_on);
     verdict.waived = waived.len();
     Ok(Judged {
         config,
         rules,
         facts,
-        findings,
+        judgement,
         waived,
         verdict,
     })
@@ -350,7 +357,7 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
             "no rule `{id}`.{hint} `gpu-doctor rules` lists them all."
         )));
     }
-    let steps = fixes::plan(&judged.findings, &args.only, shell);
+    let steps = fixes::plan(&judged.judgement.findings, &args.only, shell);
     write_stdout(&redact_text_if(
         fixes::render_plan(&steps, shell, args.yes),
         global,

@@ -101,6 +101,12 @@ pub struct ToolkitView {
 
 /// Compute `derived` for a set of facts.
 pub fn derive(facts: &Facts) -> Derived {
+    derive_with_venvs(facts).0
+}
+
+/// `derived` and the view of every Python environment it was computed from, so that each
+/// environment's verdict is judged once.
+pub fn derive_with_venvs(facts: &Facts) -> (Derived, Vec<VenvView>) {
     let driver_version = driver_version(facts);
     let (driver_max_cuda, source) = max_cuda(facts, driver_version.as_deref());
     let mut derived = Derived {
@@ -125,7 +131,7 @@ pub fn derive(facts: &Facts) -> Derived {
     // The environments are judged against the driver values above.
     let views = venv_views(facts, &derived);
     derived.python = python_derived(facts, &views);
-    derived
+    (derived, views)
 }
 
 /// The environment matrix of a set of facts: one row per Python environment (name, Python,

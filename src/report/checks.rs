@@ -189,11 +189,13 @@ mod tests {
     fn every_finding_lands_on_exactly_one_check_of_a_listed_item() {
         let rules = RuleSet::builtin().unwrap();
         for (name, facts) in fixture_facts() {
-            let findings = crate::rules::evaluate(&rules, &facts);
-            let verdict = Verdict::new(&findings, crate::cli::FailOn::Error);
+            let judgement = crate::rules::Judgement::new(&rules, &facts);
+            let findings = &judgement.findings;
+            let verdict = Verdict::new(findings, crate::cli::FailOn::Error);
             let input = ReportInput {
                 facts: &facts,
-                findings: &findings,
+                findings,
+                derived: &judgement.derived,
                 verdict: &verdict,
                 verbose: false,
                 rules: &rules,
@@ -243,12 +245,14 @@ docs = "test"
             )
             .unwrap();
         let facts = fixture_facts().remove(0).1;
-        let findings = crate::rules::evaluate(&rules, &facts);
+        let judgement = crate::rules::Judgement::new(&rules, &facts);
+        let findings = &judgement.findings;
         assert_eq!(findings.len(), 1, "{findings:?}");
-        let verdict = Verdict::new(&findings, crate::cli::FailOn::Error);
+        let verdict = Verdict::new(findings, crate::cli::FailOn::Error);
         let input = ReportInput {
             facts: &facts,
-            findings: &findings,
+            findings,
+            derived: &judgement.derived,
             verdict: &verdict,
             verbose: false,
             rules: &rules,

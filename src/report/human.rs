@@ -8,6 +8,7 @@
 
 use super::ReportInput;
 use crate::facts::{Facts, ProbeOutcome, ProbeStatus};
+use crate::knowledge::derive::{Derived, MatrixRow};
 use crate::rules::{Finding, Severity};
 use owo_colors::{OwoColorize, Stream};
 use std::fmt::Write;
@@ -16,8 +17,9 @@ use std::fmt::Write;
 struct Section {
     category: &'static str,
     probe: &'static str,
-    headline: fn(&Facts) -> String,
-    details: fn(&Facts) -> Vec<String>,
+    /// From the facts and what judging derived from them (never judged again here).
+    headline: fn(&Facts, &Derived) -> String,
+    details: fn(&Facts, &Derived) -> Vec<String>,
     /// Whether there is anything to judge; a section without it shows `[-]`, not `[✓]`.
     present: fn(&Facts) -> bool,
 }
@@ -26,50 +28,50 @@ const SECTIONS: &[Section] = &[
     Section {
         category: "host",
         probe: "host",
-        headline: host_line,
-        details: |_| Vec::new(),
+        headline: |f, _| host_line(f),
+        details: |_, _| Vec::new(),
         present: |_| true,
     },
     Section {
         category: "driver",
         probe: "driver",
-        headline: driver_line,
-        details: |_| Vec::new(),
+        headline: |f, _| driver_line(f),
+        details: |_, _| Vec::new(),
         present: |f| f.driver.library_found,
     },
     Section {
         category: "gpu",
         probe: "driver",
-        headline: gpus_line,
+        headline: |f, _| gpus_line(f),
         details: gpu_details,
         present: |f| !f.driver.gpus.is_empty() || !f.host.pci_gpus.is_empty(),
     },
     Section {
         category: "cuda",
         probe: "cuda",
-        headline: cuda_line,
-        details: cuda_details,
+        headline: |f, _| cuda_line(f),
+        details: |f, _| cuda_details(f),
         present: |f| f.cuda.library_found,
     },
     Section {
         category: "toolkit",
         probe: "toolkits",
-        headline: toolkit_line,
-        details: toolkit_details,
+        headline: |f, _| toolkit_line(f),
+        details: |f, _| toolkit_details(f),
         present: |f| !f.toolkits.installs.is_empty(),
     },
     Section {
         category: "python",
         probe: "python",
-        headline: python_line,
-        details: python_matrix,
+        headline: |_, d| python_line(&d.python.matrix),
+        details: |f, d| python_matrix(f, &d.python.matrix),
         present: |f| !f.python.environments.is_empty(),
     },
     Section {
         category: "llama",
         probe: "offload",
-        headline: offload_line,
-        details: |f| f.offload.stack_lines(),
+        headline: |f, _| offload_line(f),
+        details: |f, _| f.offload.stack_lines(),
         present: |f| !f.offload.stacks.is_empty(),
     },
 ];
@@ -131,7 +133,7 @@ pub fn render(input: &ReportInput) -> String {
         let mut line = format!(
             "{} {}",
             status_box(outcome, present, &findings, glyphs),
-            (section.headline)(facts)
+            (section.headline)(facts, input.derived)
         );
         if input.verbose {
             if let Some(o) = outcome.filter(|o| o.status != ProbeStatus::Skipped) {
@@ -140,7 +142,7 @@ pub fn render(input: &ReportInput) -> String {
         }
         out.push_str(&line);
         out.push('\n');
-        for detail in (section.details)(facts) {
+        for detail in (section.details)(facts, input.derived) {
             // Table rows (the environment matrix) carry their own layout: no bullet.
             match detail.strip_prefix(TABLE_ROW) {
                 Some(row) => {
@@ -465,9 +467,8 @@ fn gpus_line(f: &Facts) -> String {
     }
 }
 
-fn gpu_details(f: &Facts) -> Vec<String> {
-    use crate::knowledge::derive;
-    let views = derive::gpu_views(f, &derive::derive(f));
+fn gpu_details(f: &Facts, derived: &Derived) -> Vec<String> {
+    let views = crate::knowledge::derive::gpu_views(f, derived);
     // Under CUDA_VISIBLE_DEVICES the physical index and the CUDA ordinal differ: say both,
     // with the UUID, which is the one name every tool agrees on.
     let masked = f.host.env.cuda_visible_devices.is_some();
@@ -610,8 +611,7 @@ fn toolkit_details(f: &Facts) -> Vec<String> {
 
 // --- python -----------------------------------------------------------------------------------
 
-fn python_line(f: &Facts) -> String {
-    let rows = crate::knowledge::derive::environment_matrix(f);
+fn python_line(rows: &[MatrixRow]) -> String {
     if rows.is_empty() {
         return "Python environments: none found in this project".to_string();
     }
@@ -620,9 +620,9 @@ fn python_line(f: &Facts) -> String {
     format!("Python environments: {n} found, {ready} ready for GPU work")
 }
 
-/// The environment matrix the seed's author had to assemble by hand: one row per environment.
-fn python_matrix(f: &Facts) -> Vec<String> {
-    let rows = crate::knowledge::derive::environment_matrix(f);
+/// The environment matrix the seed's author had to assemble by hand: one row per environment,
+/// with the verdict judging gave it.
+fn python_matrix(f: &Facts, rows: &[MatrixRow]) -> Vec<String> {
     if rows.is_empty() {
         return Vec::new();
     }

@@ -1,4 +1,5 @@
-//! Reports: one module per output format. Renderers only read Facts and Findings; none probes.
+//! Reports: one module per output format. Renderers only read the Facts and what judging
+//! decided (findings, derived values, the environment matrix); none probes or judges.
 //!
 //! Every format is rendered to a String first and written whole, and every format returns the
 //! same exit code for the same findings: the verdict is computed once, here.
@@ -24,7 +25,11 @@ pub use prom::write_atomic;
 /// Everything a renderer may use.
 pub struct ReportInput<'a> {
     pub facts: &'a Facts,
+    /// The findings, each consequence under its cause (crate::rules::Judgement).
     pub findings: &'a [Finding],
+    /// The values the findings were judged with: the environment matrix and each
+    /// environment's verdict are `derived.python.matrix`. Rendered, never recomputed.
+    pub derived: &'a crate::knowledge::derive::Derived,
     pub verdict: &'a Verdict,
     pub verbose: bool,
     /// The rules judged with: formats that list every check (junit, sarif, markdown) need the

@@ -9,7 +9,7 @@ use super::template::Bindings;
 use super::{Category, ProbeView, Rule, RuleSet, Scope, Severity, HOST_VARIABLES};
 use crate::facts::Facts;
 use crate::knowledge::derive::{
-    derive, gpu_views, llama_views, toolkit_views, venv_views, Derived, GpuView, ToolkitView,
+    derive_with_venvs, gpu_views, llama_views, toolkit_views, Derived, GpuView, ToolkitView,
     VenvView,
 };
 use crate::shell::{quote_bash, quote_powershell};
@@ -124,10 +124,9 @@ pub(crate) struct Inputs {
 
 impl Inputs {
     pub fn derive(facts: &Facts) -> Inputs {
-        let derived = derive(facts);
+        let (derived, venvs) = derive_with_venvs(facts);
         let gpus = gpu_views(facts, &derived);
         let toolkits = toolkit_views(facts, &derived);
-        let venvs = venv_views(facts, &derived);
         Inputs {
             derived,
             gpus,
@@ -240,6 +239,36 @@ fn items(scope: Scope, facts: &Facts, inputs: &Inputs) -> Vec<Item> {
 /// (report order), rule id, and item order.
 pub fn evaluate(rules: &RuleSet, facts: &Facts) -> Vec<Finding> {
     evaluate_with(rules, facts, &Inputs::derive(facts))
+}
+
+/// What judging a machine decided, once, for every report to render: the findings and the
+/// derived values they were judged with (among them `derived.python.matrix`, each
+/// environment's verdict). Reports compute none of it again.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// Sorted as [`evaluate`] sorts them; [`Judgement::group_by_cause`] moves consequences
+    /// under their cause.
+    pub findings: Vec<Finding>,
+    pub derived: Derived,
+}
+
+impl Judgement {
+    /// Judge `facts` with `rules`: derive the values once, evaluate every rule over them.
+    pub fn new(rules: &RuleSet, facts: &Facts) -> Judgement {
+        let inputs = Inputs::derive(facts);
+        let findings = evaluate_with(rules, facts, &inputs);
+        Judgement {
+            findings,
+            derived: inputs.derived,
+        }
+    }
+
+    /// Put each consequence under its cause (crate::rules::group_by_cause); after waivers,
+    /// so that a waived finding neither counts nor gathers others.
+    pub fn group_by_cause(&mut self, rules: &RuleSet) {
+        let findings = std::mem::take(&mut self.findings);
+        self.findings = super::group_by_cause(rules, findings);
+    }
 }
 
 /// [`evaluate`] with the derived values and views given.

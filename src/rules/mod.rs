@@ -33,7 +33,7 @@ mod tests;
 
 pub use cause::{all_findings, group_by_cause};
 pub use diag::{Diagnostic, LoadError};
-pub use eval::{evaluate, scope_subjects, Finding, Fix, EVALUATION_FAILED};
+pub use eval::{evaluate, scope_subjects, Finding, Fix, Judgement, EVALUATION_FAILED};
 pub use reference::render_reference;
 
 /// For the configuration's diagnostics (crate::config), which point into files the same way.
