@@ -530,14 +530,15 @@ pub fn parse_facts(name: &str, text: &str) -> Result<Facts, AppError> {
             "{name}: facts schema_version {version} is newer than this gpu-doctor understands ({SCHEMA_VERSION}); upgrade gpu-doctor to judge it"
         )));
     }
-    check_sections(name, &value)?;
-    serde_json::from_str(text).map_err(|e| {
+    let facts = serde_json::from_str(text).map_err(|e| {
         AppError::Input(format!(
             "{name}:{}:{}: invalid facts: {e}",
             e.line(),
             e.column()
         ))
-    })
+    })?;
+    check_sections(name, &value)?;
+    Ok(facts)
 }
 
 /// Each probe and the section of the facts it fills.
@@ -558,7 +559,10 @@ fn check_sections(name: &str, value: &serde_json::Value) -> Result<(), AppError>
     let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
     if has("verdict") && has("findings") {
         let facts = if has("facts") {
-            format!(" The facts it judged are its \"facts\" member: `jq .facts {name} > facts.json`.")
+            format!(
+                " The facts it judged are its \"facts\" member: `jq .facts {} > facts.json`.",
+                crate::shell::quote_bash(name)
+            )
         } else {
             String::new()
         };
