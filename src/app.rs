@@ -582,9 +582,7 @@ fn check_sections(name: &str, value: &serde_json::Value) -> Result<(), AppError>
             .and_then(|o| o.get("status"))
             .and_then(|s| s.as_str());
         if let Some(status) = status.filter(|s| *s != "skipped" && !has(section)) {
-            missing.push(format!(
-                "\"{section}\" (its probe says {status})"
-            ));
+            missing.push(format!("\"{section}\" (its probe says {status})"));
         }
     }
     if missing.is_empty() {

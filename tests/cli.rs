@@ -146,7 +146,10 @@ fn a_facts_file_of_a_newer_schema_exits_2() {
 /// machine (exit 0) while the check that wrote the report exited 1.
 #[test]
 fn a_report_or_a_document_without_sections_is_not_facts() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/facts/h100-python.json");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/h100-python.json"
+    );
     let report = doctor(&["check", "--facts", fixture, "--format", "json"]);
     assert_eq!(report.status.code(), Some(1), "{}", text(&report.stderr));
     let out = doctor_with_stdin(&["check", "--facts", "-"], &report.stdout);

@@ -597,7 +597,10 @@ fn replay_h100_facts_of_three_builds_in_one_project() {
         "llama-cpp-cpu-build",
         "environment .venv-cpu-carried (Python 3.12)",
     );
-    let under = cpu_build["consequences"].as_array().cloned().unwrap_or_default();
+    let under = cpu_build["consequences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!found.iter().any(|f| f["rule"] == "llama-layers-on-cpu"));
     let carried = finding(
         &under,

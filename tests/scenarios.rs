@@ -384,7 +384,10 @@ fn check_grouping(
             .iter()
             .find(|f| f["rule"] == c.cause.as_str())
             .unwrap_or_else(|| panic!("{name}: no cause {}", c.cause));
-        let under = cause["consequences"].as_array().cloned().unwrap_or_default();
+        let under = cause["consequences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let finding = under
             .iter()
             .find(|f| f["rule"] == c.rule.as_str())
@@ -404,7 +407,10 @@ fn check_grouping(
         let at = human[heading..]
             .find(&title_head)
             .unwrap_or_else(|| panic!("{name}: {title:?} not under its cause\n{human}"));
-        assert!(cause_at < heading && heading + at > cause_at, "{name}\n{human}");
+        assert!(
+            cause_at < heading && heading + at > cause_at,
+            "{name}\n{human}"
+        );
         let (_, _, sarif) = judge(facts, "sarif", extra);
         let sarif: Value = serde_json::from_str(sarif.trim_end()).unwrap();
         let results = sarif["runs"][0]["results"].as_array().unwrap();
@@ -432,7 +438,12 @@ fn check_grouping(
             "{name}: github annotates {} on its own",
             c.rule
         );
-        assert!(github.contains(&format!("({} on ", c.rule)) || github.contains(&format!("({})", c.rule)), "{name}: github does not show {}", c.rule);
+        assert!(
+            github.contains(&format!("({} on ", c.rule))
+                || github.contains(&format!("({})", c.rule)),
+            "{name}: github does not show {}",
+            c.rule
+        );
         let (_, _, junit) = judge(facts, "junit", extra);
         assert!(
             junit.contains(&format!("skipped message=\"caused by {}", c.cause)),
@@ -524,7 +535,12 @@ fn every_recording_replays_with_a_verdict() {
 
 /// A recording, the exit code it must get, every finding the report counts, and the findings
 /// it must show under their cause (cause, consequence).
-type Recorded = (&'static str, i32, &'static [&'static str], &'static [(&'static str, &'static str)]);
+type Recorded = (
+    &'static str,
+    i32,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
 
 /// Every recorded machine with the verdict it must get: a finding nobody stated here (a wrong
 /// headline) fails, and so does a recording without a row.
@@ -656,7 +672,10 @@ fn live_answers_outrank_file_guesses() {
     let mut facts: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     // As recorded: .venv's files show no torch (it comes through a .pth line); its
     // interpreter imported torch 2.11.0+cu130 and used the H100.
-    assert_eq!(facts["python"]["environments"][0]["torch"]["installed"], false);
+    assert_eq!(
+        facts["python"]["environments"][0]["torch"]["installed"],
+        false
+    );
     let (code, doc, human) = judge(&facts, "json", &[]);
     assert_eq!(code, 0, "{human}");
     assert!(!rules_in(&doc).contains(&"python-envs-none-complete"));
@@ -668,7 +687,10 @@ fn live_answers_outrank_file_guesses() {
     );
     let in_use = &doc["findings"][0];
     assert_eq!(in_use["rule"], "python-env-in-use-not-gpu-ready");
-    assert_eq!(in_use["fix"]["bash"], "source /tmp/proj-cuda/.venv/bin/activate");
+    assert_eq!(
+        in_use["fix"]["bash"],
+        "source /tmp/proj-cuda/.venv/bin/activate"
+    );
     assert!(
         in_use["evidence"].to_string().contains(
             ".venv: its files show torch none, its interpreter imported torch 2.11.0+cu130"
@@ -693,8 +715,14 @@ fn live_answers_outrank_file_guesses() {
         .iter()
         .find(|f| f["rule"] == "torch-cpu-build")
         .unwrap_or_else(|| panic!("no torch-cpu-build\n{raw}"));
-    assert!(cpu["subject"].as_str().unwrap().contains("/opt/torch/.venv"));
-    assert!(cpu["title"].as_str().unwrap().contains("2.6.0+cpu"), "{cpu:#}");
+    assert!(cpu["subject"]
+        .as_str()
+        .unwrap()
+        .contains("/opt/torch/.venv"));
+    assert!(
+        cpu["title"].as_str().unwrap().contains("2.6.0+cpu"),
+        "{cpu:#}"
+    );
     let fix = cpu["fix"]["bash"].as_str().unwrap();
     assert!(
         fix.starts_with("/opt/torch/.venv/bin/python3 -m pip install") && fix.contains("/whl/cu"),

@@ -128,11 +128,23 @@ pub fn render(input: &ReportInput) -> String {
             .iter()
             .filter(|f| section_of(f) == section.category)
             .collect();
+        // Consequences are listed under their cause, wherever it is; the section they belong
+        // to still shows that something is wrong in it, and points there.
+        let caused: Vec<(&Finding, &Finding)> = input
+            .findings
+            .iter()
+            .flat_map(|cause| cause.consequences.iter().map(move |c| (c, cause)))
+            .filter(|(c, cause)| {
+                section_of(c) == section.category && section_of(cause) != section.category
+            })
+            .collect();
+        let mut shown = findings.clone();
+        shown.extend(caused.iter().map(|(c, _)| *c));
         let outcome = facts.probes.get(section.probe);
         let present = (section.present)(facts);
         let mut line = format!(
             "{} {}",
-            status_box(outcome, present, &findings, glyphs),
+            status_box(outcome, present, &shown, glyphs),
             (section.headline)(facts, input.derived)
         );
         if input.verbose {
@@ -155,6 +167,13 @@ pub fn render(input: &ReportInput) -> String {
         }
         for f in &findings {
             write_finding(&mut out, f, glyphs, powershell, input.verbose);
+        }
+        for (c, cause) in &caused {
+            let text = format!("{} (caused by: {})", c.title, cause.title);
+            for (i, part) in wrap(&text, WRAP_WIDTH).into_iter().enumerate() {
+                let lead = if i == 0 { glyphs.consequence } else { " " };
+                let _ = writeln!(out, "    {lead} {part}");
+            }
         }
         for w in input.waived {
             if section_of(&w.finding) == section.category {

@@ -16,9 +16,7 @@ pub fn group_by_cause(rules: &RuleSet, findings: Vec<Finding>) -> Vec<Finding> {
     let parents: Vec<Option<usize>> = (0..findings.len())
         .map(|i| cause_of(rules, &findings, i))
         .collect();
-    let roots: Vec<usize> = (0..findings.len())
-        .map(|i| root_of(&parents, i))
-        .collect();
+    let roots: Vec<usize> = (0..findings.len()).map(|i| root_of(&parents, i)).collect();
     let mut slots: Vec<Option<Finding>> = findings.into_iter().map(Some).collect();
     let mut consequences: Vec<Vec<Finding>> = vec![Vec::new(); slots.len()];
     for (i, &root) in roots.iter().enumerate() {
@@ -46,9 +44,10 @@ fn cause_of(rules: &RuleSet, findings: &[Finding], i: usize) -> Option<usize> {
     if causes.is_empty() {
         return None;
     }
-    findings.iter().enumerate().position(|(j, g)| {
-        j != i && causes.contains(&g.rule) && reaches(g, f)
-    })
+    findings
+        .iter()
+        .enumerate()
+        .position(|(j, g)| j != i && causes.contains(&g.rule) && reaches(g, f))
 }
 
 /// A cause about the whole machine reaches every finding; one about a Python environment

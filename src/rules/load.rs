@@ -33,8 +33,19 @@ pub(crate) struct Compiled {
 const RESERVED_IDS: &[&str] = &[super::EVALUATION_FAILED];
 
 const RULE_KEYS: &[&str] = &[
-    "id", "category", "severity", "scope", "since", "when", "title", "explain", "evidence", "docs",
-    "fix", "override", "caused_by",
+    "id",
+    "category",
+    "severity",
+    "scope",
+    "since",
+    "when",
+    "title",
+    "explain",
+    "evidence",
+    "docs",
+    "fix",
+    "override",
+    "caused_by",
 ];
 const REQUIRED_KEYS: &[&str] = &[
     "id", "category", "severity", "since", "when", "title", "explain",
@@ -481,7 +492,8 @@ impl<'a> Loader<'a> {
             );
             self.error(s.span.start, msg);
         }
-        let caused_by = spanned::string_list(self, entries, "caused_by", "caused_by", Blank::Refused);
+        let caused_by =
+            spanned::string_list(self, entries, "caused_by", "caused_by", Blank::Refused);
         Header {
             id,
             category,

@@ -75,7 +75,11 @@ fn section(out: &mut String, r: &Rule) {
     );
     let _ = write!(out, "**Title:** {}\n\n", r.title);
     if !r.caused_by.is_empty() {
-        let causes: Vec<String> = r.caused_by.iter().map(|c| format!("[`{c}`](#{c})")).collect();
+        let causes: Vec<String> = r
+            .caused_by
+            .iter()
+            .map(|c| format!("[`{c}`](#{c})"))
+            .collect();
         let _ = write!(
             out,
             "**Shown under, and not counted apart from:** {}\n\n",

@@ -231,7 +231,10 @@ fn every_error_of_a_file_is_reported_in_order() {
 #[test]
 fn caused_by_names_loaded_rules() {
     let mut set = RuleSet::builtin().unwrap();
-    let typo = rule_with("\"false\"", "caused_by = [\"cuda-visible-devices-hide-all\"]\n");
+    let typo = rule_with(
+        "\"false\"",
+        "caused_by = [\"cuda-visible-devices-hide-all\"]\n",
+    );
     let err = set.load_str("mine.toml", &typo).unwrap_err().to_string();
     assert!(
         err.contains(
@@ -292,15 +295,26 @@ fn consequences_move_under_their_cause() {
             (
                 f.rule.clone(),
                 f.environment.clone(),
-                f.consequences.iter().map(|c| c.environment.clone()).collect(),
+                f.consequences
+                    .iter()
+                    .map(|c| c.environment.clone())
+                    .collect(),
             )
         })
         .collect();
     assert_eq!(
         shape,
         [
-            ("cause-rule".to_string(), Some(".venv-b".to_string()), vec![Some(".venv-b".to_string())]),
-            ("cause-rule".to_string(), Some(".venv".to_string()), vec![Some(".venv".to_string())]),
+            (
+                "cause-rule".to_string(),
+                Some(".venv-b".to_string()),
+                vec![Some(".venv-b".to_string())]
+            ),
+            (
+                "cause-rule".to_string(),
+                Some(".venv".to_string()),
+                vec![Some(".venv".to_string())]
+            ),
             // A machine-wide finding is not caused by one environment's problem.
             ("effect-rule".to_string(), None, vec![]),
         ]
@@ -308,7 +322,8 @@ fn consequences_move_under_their_cause() {
     // The exit code still weighs a consequence more severe than its cause.
     let mut mild = finding("cause-rule", None);
     mild.severity = Severity::Info;
-    let grouped = crate::rules::group_by_cause(&set, vec![mild, finding("effect-rule", Some(".venv"))]);
+    let grouped =
+        crate::rules::group_by_cause(&set, vec![mild, finding("effect-rule", Some(".venv"))]);
     assert_eq!(grouped.len(), 1);
     let verdict = crate::report::Verdict::new(&grouped, crate::cli::FailOn::Error);
     assert_eq!((verdict.errors, verdict.exit_code), (0, 1));

@@ -46,9 +46,8 @@ pub struct ToolkitVariable {
 pub fn toolkit_variables(facts: &Facts, derived: &Derived) -> Vec<ToolkitVariable> {
     let os = Os::from_facts(&facts.host.os);
     let views = toolkit_views(facts, derived);
-    let usable = |v: &&ToolkitView| {
-        v.toolkit.nvcc.is_some() && v.driver_runs_programs != Some(false)
-    };
+    let usable =
+        |v: &&ToolkitView| v.toolkit.nvcc.is_some() && v.driver_runs_programs != Some(false);
     VARIABLES
         .iter()
         .filter_map(|(name, found_by)| {
@@ -59,8 +58,8 @@ pub fn toolkit_variables(facts: &Facts, derived: &Derived) -> Vec<ToolkitVariabl
                 .filter(usable)
                 .find(|v| own_root.as_deref() != Some(v.toolkit.root.as_str()))
                 .map(|v| v.toolkit.root.clone());
-            let unset = (use_root.is_none() && problem != "newer_than_driver")
-                .then(|| name.to_string());
+            let unset =
+                (use_root.is_none() && problem != "newer_than_driver").then(|| name.to_string());
             Some(ToolkitVariable {
                 name: name.to_string(),
                 ps_path: format!("Env:{name}"),
@@ -104,7 +103,9 @@ fn problem(
     let t = &view.toolkit;
     let root = Some(t.root.clone());
     if t.nvcc.is_none() {
-        let why = format!("{name} names {value}, which holds no bin/nvcc: it is not a CUDA toolkit's root");
+        let why = format!(
+            "{name} names {value}, which holds no bin/nvcc: it is not a CUDA toolkit's root"
+        );
         return Some(("no_nvcc", why, root));
     }
     if view.driver_runs_programs == Some(false) {
