@@ -123,7 +123,8 @@ struct Judged {
     config: Option<Config>,
     rules: RuleSet,
     facts: Facts,
-    findings: Vec<rules::Finding>,
+    /// The findings (consequences under their causes) and the derived values.
+    judgement: rules::Judgement,
     waived: Vec<Waived>,
     verdict: Verdict,
 }
@@ -132,7 +133,8 @@ impl Judged {
     fn input(&self, verbose: bool) -> ReportInput<'_> {
         ReportInput {
             facts: &self.facts,
-            findings: &self.findings,
+            findings: &self.judgement.findings,
+            derived: &self.judgement.derived,
             verdict: &self.verdict,
             verbose,
             rules: &self.rules,
@@ -169,18 +171,24 @@ fn judge(args: &CheckArgs, global: &GlobalArgs) -> Result<Judged, AppError> {
         (None, None) => probe::collect(&probe_context(profile, config.as_ref())),
     };
     let facts = redact_if(facts, global)?;
-    let findings = rules::evaluate(&rules, &facts);
-    let (findings, waived) = match &config {
-        Some(c) => c.apply_waivers(findings, &rules, config::today()),
-        None => (findings, Vec::new()),
+    let mut judgement = rules::Judgement::new(&rules, &facts);
+    let waived = match &config {
+        Some(c) => {
+            let findings = std::mem::take(&mut judgement.findings);
+            let (kept, waived) = c.apply_waivers(findings, &rules, config::today());
+            judgement.findings = kept;
+            waived
+        }
+        None => Vec::new(),
     };
-    let mut verdict = Verdict::new(&findings, fail_on);
+    judgement.group_by_cause(&rules);
+    let mut verdict = Verdict::new(&judgement.findings, fail_on);
     verdict.waived = waived.len();
     Ok(Judged {
         config,
         rules,
         facts,
-        findings,
+        judgement,
         waived,
         verdict,
     })
@@ -349,7 +357,7 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
             "no rule `{id}`.{hint} `gpu-doctor rules` lists them all."
         )));
     }
-    let steps = fixes::plan(&judged.findings, &args.only, shell);
+    let steps = fixes::plan(&judged.judgement.findings, &args.only, shell);
     write_stdout(&redact_text_if(
         fixes::render_plan(&steps, shell, args.yes),
         global,
@@ -522,13 +530,70 @@ pub fn parse_facts(name: &str, text: &str) -> Result<Facts, AppError> {
             "{name}: facts schema_version {version} is newer than this gpu-doctor understands ({SCHEMA_VERSION}); upgrade gpu-doctor to judge it"
         )));
     }
-    serde_json::from_str(text).map_err(|e| {
+    let facts = serde_json::from_str(text).map_err(|e| {
         AppError::Input(format!(
             "{name}:{}:{}: invalid facts: {e}",
             e.line(),
             e.column()
         ))
-    })
+    })?;
+    check_sections(name, &value)?;
+    Ok(facts)
+}
+
+/// Each probe and the section of the facts it fills.
+const PROBE_SECTIONS: [(&str, &str); 6] = [
+    ("host", "host"),
+    ("driver", "driver"),
+    ("cuda", "cuda"),
+    ("toolkits", "toolkits"),
+    ("python", "python"),
+    ("offload", "offload"),
+];
+
+/// A missing section is not an empty machine: every facts document gpu-doctor writes has its
+/// profile, its probes and the host, and the section of every probe that ran. A document that
+/// lacks them (a report given as facts, a hand-cut file) would be judged as a healthy machine,
+/// so it is refused with what it is and what it lacks.
+fn check_sections(name: &str, value: &serde_json::Value) -> Result<(), AppError> {
+    let has = |key: &str| value.get(key).is_some_and(|v| !v.is_null());
+    if has("verdict") && has("findings") {
+        let facts = if has("facts") {
+            format!(
+                " The facts it judged are its \"facts\" member: `jq .facts {} > facts.json`.",
+                crate::shell::quote_bash(name)
+            )
+        } else {
+            String::new()
+        };
+        return Err(AppError::Input(format!(
+            "{name}: this is a gpu-doctor report (the output of `check --format json`), not facts.{facts}"
+        )));
+    }
+    let mut missing: Vec<String> = ["profile", "probes", "host"]
+        .into_iter()
+        .filter(|key| !has(key))
+        .map(|key| format!("\"{key}\""))
+        .collect();
+    let probes = value.get("probes").and_then(|p| p.as_object());
+    for (probe, section) in PROBE_SECTIONS {
+        let status = probes
+            .and_then(|p| p.get(probe))
+            .and_then(|o| o.get("status"))
+            .and_then(|s| s.as_str());
+        if let Some(status) = status.filter(|s| *s != "skipped" && !has(section)) {
+            missing.push(format!("\"{section}\" (its probe says {status})"));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Input(format!(
+        "{name}: not a complete facts file: the section{} {} {} missing; `gpu-doctor facts` writes a whole one",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+    )))
 }
 
 /// Write all of `text` to stdout. A closed pipe (`gpu-doctor | head`) is not an error.

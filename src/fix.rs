@@ -291,6 +291,8 @@ mod tests {
                 bash: Some(bash.to_string()),
                 powershell: None,
             }),
+            consequences: Vec::new(),
+            environment: None,
         }
     }
 

@@ -43,12 +43,14 @@ fn builtin_rules() -> &'static RuleSet {
 
 /// Judge `facts` with `rules` and render every format, as `gpu-doctor check` would.
 fn judge_and_render(rules: &RuleSet, facts: &Facts) {
-    let findings = rules::evaluate(rules, facts);
-    let verdict = Verdict::new(&findings, FailOn::Warn);
+    let mut judgement = rules::Judgement::new(rules, facts);
+    judgement.group_by_cause(rules);
+    let verdict = Verdict::new(&judgement.findings, FailOn::Warn);
     for format in FORMATS {
         let input = ReportInput {
             facts,
-            findings: &findings,
+            findings: &judgement.findings,
+            derived: &judgement.derived,
             verdict: &verdict,
             verbose: true,
             rules,
@@ -154,17 +156,20 @@ pub fn config_loader(data: &[u8]) {
         return;
     }
     let facts = recorded_facts();
-    let findings = rules::evaluate(&rules, facts);
+    let mut judgement = rules::Judgement::new(&rules, facts);
     let (findings, waived) = config.apply_waivers(
-        findings,
+        std::mem::take(&mut judgement.findings),
         &rules,
         crate::config::Date::from_unix_days(20_000),
     );
-    let verdict = Verdict::new(&findings, FailOn::Error);
+    judgement.findings = findings;
+    judgement.group_by_cause(&rules);
+    let verdict = Verdict::new(&judgement.findings, FailOn::Error);
     for format in FORMATS {
         let input = ReportInput {
             facts,
-            findings: &findings,
+            findings: &judgement.findings,
+            derived: &judgement.derived,
             verdict: &verdict,
             verbose: true,
             rules: &rules,

@@ -142,6 +142,46 @@ fn a_facts_file_of_a_newer_schema_exits_2() {
     assert!(out.stdout.is_empty());
 }
 
+/// A report given as facts, or a document without its sections, was once judged as a healthy
+/// machine (exit 0) while the check that wrote the report exited 1.
+#[test]
+fn a_report_or_a_document_without_sections_is_not_facts() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/h100-python.json"
+    );
+    let report = doctor(&["check", "--facts", fixture, "--format", "json"]);
+    assert_eq!(report.status.code(), Some(1), "{}", text(&report.stderr));
+    let out = doctor_with_stdin(&["check", "--facts", "-"], &report.stdout);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("is a gpu-doctor report"), "{err}");
+    assert!(err.contains("jq .facts"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    let out = doctor_with_stdin(&["check", "--facts", "-"], br#"{"schema_version": 1}"#);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(r#"sections "profile", "probes", "host" are missing"#),
+        "{err}"
+    );
+
+    // A probe that ran carries its section.
+    let mut facts: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    facts.as_object_mut().unwrap().remove("python");
+    let out = doctor_with_stdin(
+        &["check", "--facts", "-"],
+        &serde_json::to_vec(&facts).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(r#"the section "python" (its probe says ok) is missing"#),
+        "{err}"
+    );
+}
+
 #[test]
 fn broken_json_facts_exit_2_with_line_and_column() {
     let out = doctor_with_stdin(

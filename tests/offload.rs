@@ -591,8 +591,19 @@ fn replay_h100_llama_bench_of_the_cuda_build() {
 fn replay_h100_facts_of_three_builds_in_one_project() {
     let facts = serde_json::to_value(h100_facts()).unwrap();
     let found = judge(&facts);
-    let carried = finding(
+    // The 0 of 3 layers follows from the CPU-only build: shown under it, not counted again.
+    let cpu_build = finding(
         &found,
+        "llama-cpp-cpu-build",
+        "environment .venv-cpu-carried (Python 3.12)",
+    );
+    let under = cpu_build["consequences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!found.iter().any(|f| f["rule"] == "llama-layers-on-cpu"));
+    let carried = finding(
+        &under,
         "llama-layers-on-cpu",
         "llama-cpp-python in .venv-cpu-carried",
     );

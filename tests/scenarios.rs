@@ -34,6 +34,18 @@ struct Scenario {
     extra_args: Vec<String>,
     /// Text the human report must contain.
     human: Vec<String>,
+    /// Rules that fire besides `findings`, whose fixes this scenario does not check: with
+    /// `findings` they are every finding the report counts, so a wrong headline fails.
+    others: Vec<String>,
+    /// Findings shown under the finding that causes them, and not counted again.
+    consequences: Vec<Consequence>,
+}
+
+/// A finding that must be grouped under its cause.
+#[derive(Debug, Clone)]
+struct Consequence {
+    cause: String,
+    rule: String,
 }
 
 fn load(path: &Path) -> Scenario {
@@ -105,7 +117,30 @@ fn load(path: &Path) -> Scenario {
         absent: list(expect, "absent"),
         extra_args: list(&doc, "args"),
         human: list(expect, "human"),
+        others: list(expect, "others"),
+        consequences: consequences_of(expect),
     }
+}
+
+fn consequences_of(expect: &toml::Table) -> Vec<Consequence> {
+    let Some(list) = expect.get("consequences").and_then(|c| c.as_array()) else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|c| {
+            let t = c.as_table().expect("[[expect.consequences]] is a table");
+            let field = |k: &str| {
+                t.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_else(|| panic!("consequence.{k}"))
+                    .to_string()
+            };
+            Consequence {
+                cause: field("cause"),
+                rule: field("rule"),
+            }
+        })
+        .collect()
 }
 
 /// Set `value` at a JSON pointer, creating objects on the way and growing arrays by one.
@@ -290,6 +325,176 @@ fn check_scenario(s: &Scenario) {
             absent
         );
     }
+    let stated: Vec<&str> = s
+        .findings
+        .iter()
+        .map(|e| e.rule.as_str())
+        .chain(s.others.iter().map(String::as_str))
+        .collect();
+    assert_counted_findings(&s.name, &doc, &stated);
+    check_grouping(&s.name, &facts, &doc, &s.consequences, &s.extra_args);
+}
+
+/// The findings the report counts are exactly the stated ones (in any order).
+fn assert_counted_findings(name: &str, doc: &Value, stated: &[&str]) {
+    let mut got = rules_in(doc);
+    let mut want = stated.to_vec();
+    got.sort_unstable();
+    got.dedup();
+    want.sort_unstable();
+    want.dedup();
+    assert_eq!(
+        got, want,
+        "{name}: the report counts these findings, the test states those; a finding nobody \
+         stated is a wrong headline (or state it)"
+    );
+}
+
+/// Each consequence sits under its cause in the JSON, is not counted, and every format shows
+/// it with its cause without counting it again.
+fn check_grouping(
+    name: &str,
+    facts: &Value,
+    doc: &Value,
+    consequences: &[Consequence],
+    extra: &[String],
+) {
+    for (cause, under) in all_grouped(doc) {
+        for rule in under {
+            assert!(
+                consequences
+                    .iter()
+                    .any(|c| c.cause == cause && c.rule == rule),
+                "{name}: {rule} is grouped under {cause}, which the test does not state"
+            );
+        }
+    }
+    if consequences.is_empty() {
+        return;
+    }
+    let counted = doc["findings"].as_array().unwrap();
+    let severities = |sev: &str| counted.iter().filter(|f| f["severity"] == sev).count();
+    assert_eq!(
+        doc["verdict"]["errors"].as_u64(),
+        Some(severities("error") as u64),
+        "{name}: errors count the causes only"
+    );
+    for c in consequences {
+        let cause = counted
+            .iter()
+            .find(|f| f["rule"] == c.cause.as_str())
+            .unwrap_or_else(|| panic!("{name}: no cause {}", c.cause));
+        let under = cause["consequences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let finding = under
+            .iter()
+            .find(|f| f["rule"] == c.rule.as_str())
+            .unwrap_or_else(|| panic!("{name}: {} is not under {}: {cause:#}", c.rule, c.cause));
+        assert!(
+            !rules_in(doc).contains(&c.rule.as_str()),
+            "{name}: {} is counted on its own",
+            c.rule
+        );
+        let title = finding["title"].as_str().unwrap();
+        let (_, _, human) = judge(facts, "human", extra);
+        let heading = human
+            .find("Caused by this")
+            .unwrap_or_else(|| panic!("{name}: no consequences in\n{human}"));
+        let cause_at = human.find(cause["title"].as_str().unwrap()).unwrap();
+        let title_head: String = title.chars().take(40).collect();
+        let at = human[heading..]
+            .find(&title_head)
+            .unwrap_or_else(|| panic!("{name}: {title:?} not under its cause\n{human}"));
+        assert!(
+            cause_at < heading && heading + at > cause_at,
+            "{name}\n{human}"
+        );
+        let (_, _, sarif) = judge(facts, "sarif", extra);
+        let sarif: Value = serde_json::from_str(sarif.trim_end()).unwrap();
+        let results = sarif["runs"][0]["results"].as_array().unwrap();
+        assert!(
+            !results.iter().any(|r| r["ruleId"] == c.rule.as_str()),
+            "{name}: sarif counts {}",
+            c.rule
+        );
+        let cause_result = results
+            .iter()
+            .find(|r| r["ruleId"] == c.cause.as_str())
+            .unwrap();
+        assert!(
+            cause_result["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&c.rule),
+            "{name}: sarif's {} does not name {}",
+            c.cause,
+            c.rule
+        );
+        let (_, _, github) = judge(facts, "github", extra);
+        assert!(
+            !github.contains(&format!("title={}", c.rule)),
+            "{name}: github annotates {} on its own",
+            c.rule
+        );
+        assert!(
+            github.contains(&format!("({} on ", c.rule))
+                || github.contains(&format!("({})", c.rule)),
+            "{name}: github does not show {}",
+            c.rule
+        );
+        let (_, _, junit) = judge(facts, "junit", extra);
+        assert!(
+            junit.contains(&format!("skipped message=\"caused by {}", c.cause)),
+            "{name}: junit does not mark {} as caused by {}\n{junit}",
+            c.rule,
+            c.cause
+        );
+        assert!(
+            !junit.contains(&format!("type=\"{}\"", c.rule)),
+            "{name}: junit fails {} on its own",
+            c.rule
+        );
+        let (_, _, markdown) = judge(facts, "markdown", extra);
+        assert!(
+            markdown.contains(&format!("`{}`", c.rule))
+                && markdown.contains(&format!("caused by {}", c.cause)),
+            "{name}: markdown\n{markdown}"
+        );
+        assert!(
+            !markdown.contains(&format!("** `{}`", c.rule)),
+            "{name}: markdown lists {} as a task of its own",
+            c.rule
+        );
+        let (_, _, line) = judge(facts, "line", extra);
+        assert!(!line.starts_with(&c.rule), "{name}: line {line}");
+        let (_, _, prom) = judge(facts, "prom", extra);
+        assert!(
+            !prom.contains(&format!("rule=\"{}\"", c.rule)),
+            "{name}: prom counts {}",
+            c.rule
+        );
+    }
+}
+
+/// (cause rule, the rules of its consequences) for every finding that has consequences.
+fn all_grouped(doc: &Value) -> Vec<(String, Vec<String>)> {
+    doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| {
+                    let under: Vec<String> = f["consequences"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|c| c["rule"].as_str().map(str::to_string))
+                        .collect();
+                    Some((f["rule"].as_str()?.to_string(), under))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -328,60 +533,210 @@ fn every_recording_replays_with_a_verdict() {
     }
 }
 
-/// Real recordings of failure modes and healthy states, with the verdict each must get.
+/// A recording, the exit code it must get, every finding the report counts, and the findings
+/// it must show under their cause (cause, consequence).
+type Recorded = (
+    &'static str,
+    i32,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+/// Every recorded machine with the verdict it must get: a finding nobody stated here (a wrong
+/// headline) fails, and so does a recording without a row.
 #[test]
 fn recorded_machines_get_their_verdicts() {
-    let cases: &[(&str, i32, &[&str])] = &[
-        ("h100.json", 0, &[]),
-        ("h100-full.json", 0, &[]),
-        ("h100-quick.json", 0, &[]),
+    let cases: &[Recorded] = &[
+        ("h100.json", 0, &[], &[]),
+        ("h100-full.json", 0, &[], &[]),
+        ("h100-quick.json", 0, &[], &[]),
+        ("h100-cuda-engine.json", 0, &[], &[]),
         // CUDA_VISIBLE_DEVICES= on the H100: cuInit said CUDA_ERROR_NO_DEVICE.
         (
             "h100-cuda-visible-empty.json",
             1,
             &["cuda-visible-devices-hides-all"],
+            &[],
         ),
         // CUDA_VISIBLE_DEVICES=GPU-1a0ddb37-d (a UUID prefix): the H100 stays visible.
-        ("h100-cuda-visible-uuid.json", 0, &[]),
+        ("h100-cuda-visible-uuid.json", 0, &[], &[]),
         // The H100 with /opt/torch/.venv (torch 2.11.0+cu130) and a project .venv holding a
         // CPU-only llama-cpp-python built on Debian 12: the seed's silent fallback.
         (
             "h100-python.json",
             1,
             &["llama-cpp-cpu-build", "python-envs-none-complete"],
+            &[],
         ),
-        ("h100-python-quick.json", 1, &["llama-cpp-cpu-build"]),
+        (
+            "h100-python-quick.json",
+            1,
+            &["llama-cpp-cpu-build", "python-envs-none-complete"],
+            &[],
+        ),
+        // A project .venv with a CUDA llama-cpp-python that reaches /opt/torch/.venv's torch
+        // through a .pth line: the files show no torch, its interpreter imported 2.11.0+cu130
+        // and ran a tensor on the H100. It is complete; `python` on PATH is /opt/torch/.venv,
+        // which lacks llama-cpp-python.
+        (
+            "h100-offload-cuda.json",
+            0,
+            &["python-env-in-use-not-gpu-ready"],
+            &[],
+        ),
+        // Two CPU-only builds (one carried from the development machine, one built on the H100,
+        // which crashes) and a CUDA build: the carried build's 0 of 3 layers is its consequence.
+        (
+            "h100-offload.json",
+            1,
+            &[
+                "llama-cpp-cpu-build",
+                "llama-n-gpu-layers-zero",
+                "llama-proof-crashed",
+                "python-env-in-use-not-gpu-ready",
+            ],
+            &[("llama-cpp-cpu-build", "llama-layers-on-cpu")],
+        ),
         // The development machine: no GPU, no driver, in a container.
         (
             "debian12-no-gpu.json",
             1,
             &["container-without-nvidia-driver"],
+            &[],
+        ),
+        // The seed's laptop (tests/seed_laptop.rs checks each finding's fixes).
+        (
+            "seed-laptop.json",
+            1,
+            &[
+                "driver-too-old-for-toolkit",
+                "ggml-cuda-build-options-at-runtime",
+                "llama-cpp-cpu-build",
+                "python-envs-none-complete",
+                "python-no-cuda-wheels",
+                "torch-cpu-build",
+                "torch-toolkit-major-mismatch",
+            ],
+            // Its CUDA_PATH names the v13.0 toolkit, which driver 531.14 cannot run.
+            &[(
+                "driver-too-old-for-toolkit",
+                "toolkit-variable-newer-than-driver",
+            )],
         ),
     ];
-    for (file, code, rules) in cases {
+    let mut recordings: Vec<String> = std::fs::read_dir(root().join("fixtures/facts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    recordings.sort();
+    let mut stated: Vec<String> = cases.iter().map(|c| c.0.to_string()).collect();
+    stated.sort();
+    assert_eq!(
+        recordings, stated,
+        "every recording states its expected findings here"
+    );
+    for (file, code, rules, grouped) in cases {
         let facts: Value = serde_json::from_slice(
             &std::fs::read(root().join("fixtures/facts").join(file)).unwrap(),
         )
         .unwrap();
         let (got, doc, raw) = judge(&facts, "json", &[]);
         assert_eq!(got, *code, "{file}\n{raw}");
-        let raised = rules_in(&doc);
-        for rule in *rules {
-            assert!(
-                raised.contains(rule),
-                "{file}: expected {rule}, got {raised:?}"
-            );
-        }
-        if *code == 0 {
-            let errors: Vec<_> = doc["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|f| f["severity"] == "error")
-                .collect();
-            assert!(errors.is_empty(), "{file}: {errors:?}");
-        }
+        assert_counted_findings(file, &doc, rules);
+        let consequences: Vec<Consequence> = grouped
+            .iter()
+            .map(|(cause, rule)| Consequence {
+                cause: cause.to_string(),
+                rule: rule.to_string(),
+            })
+            .collect();
+        check_grouping(file, &facts, &doc, &consequences, &[]);
     }
+}
+
+/// The matrix row of an environment in the human report.
+fn matrix_row<'a>(human: &'a str, env: &str) -> &'a str {
+    human
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{env} ")))
+        .unwrap_or_else(|| panic!("no matrix row for {env}\n{human}"))
+}
+
+/// Where an environment's interpreter and its files disagree, the interpreter wins: in the
+/// matrix, in the verdict and in the fix, and the evidence says both.
+#[test]
+fn live_answers_outrank_file_guesses() {
+    let path = root().join("fixtures/facts/h100-offload-cuda.json");
+    let mut facts: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    // As recorded: .venv's files show no torch (it comes through a .pth line); its
+    // interpreter imported torch 2.11.0+cu130 and used the H100.
+    assert_eq!(
+        facts["python"]["environments"][0]["torch"]["installed"],
+        false
+    );
+    let (code, doc, human) = judge(&facts, "json", &[]);
+    assert_eq!(code, 0, "{human}");
+    assert!(!rules_in(&doc).contains(&"python-envs-none-complete"));
+    let (_, _, human) = judge(&facts, "human", &[]);
+    let row = matrix_row(&human, ".venv");
+    assert!(
+        row.contains("2.11.0+cu130") && row.contains("ready"),
+        "{row}"
+    );
+    let in_use = &doc["findings"][0];
+    assert_eq!(in_use["rule"], "python-env-in-use-not-gpu-ready");
+    assert_eq!(
+        in_use["fix"]["bash"],
+        "source /tmp/proj-cuda/.venv/bin/activate"
+    );
+    assert!(
+        in_use["evidence"].to_string().contains(
+            ".venv: its files show torch none, its interpreter imported torch 2.11.0+cu130"
+        ),
+        "{in_use:#}"
+    );
+
+    // Edited the other way: /opt/torch/.venv's files show the CUDA build, but its interpreter
+    // imports a CPU build that comes first on sys.path.
+    let live = &mut facts["python"]["environments"][1]["live"]["torch"];
+    live["version"] = "2.6.0+cpu".into();
+    live["cuda"] = Value::Null;
+    live["cuda_available"] = false.into();
+    live["device_count"] = 0.into();
+    live["devices"] = Value::Array(Vec::new());
+    live["arch_list"] = Value::Array(Vec::new());
+    let (code, doc, raw) = judge(&facts, "json", &[]);
+    assert_eq!(code, 1, "{raw}");
+    let cpu = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "torch-cpu-build")
+        .unwrap_or_else(|| panic!("no torch-cpu-build\n{raw}"));
+    assert!(cpu["subject"]
+        .as_str()
+        .unwrap()
+        .contains("/opt/torch/.venv"));
+    assert!(
+        cpu["title"].as_str().unwrap().contains("2.6.0+cpu"),
+        "{cpu:#}"
+    );
+    let fix = cpu["fix"]["bash"].as_str().unwrap();
+    assert!(
+        fix.starts_with("/opt/torch/.venv/bin/python3 -m pip install") && fix.contains("/whl/cu"),
+        "{fix}"
+    );
+    assert!(
+        cpu["evidence"].to_string().contains(
+            "its files show torch 2.11.0+cu130, its interpreter imported torch 2.6.0+cpu"
+        ),
+        "{raw}"
+    );
+    let (_, _, human) = judge(&facts, "human", &[]);
+    let row = matrix_row(&human, "/opt/torch/.venv");
+    assert!(row.contains("CPU") && row.contains("broken"), "{row}");
 }
 
 /// On the H100, /opt/torch/.venv's own interpreter reported torch 2.11.0+cu130 using the GPU.

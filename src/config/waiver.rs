@@ -196,6 +196,8 @@ impl Config {
             ),
             evidence,
             fix: None,
+            consequences: Vec::new(),
+            environment: None,
         }
     }
 }
@@ -229,6 +231,8 @@ mod tests {
             explain: String::new(),
             evidence: Vec::new(),
             fix: None,
+            consequences: Vec::new(),
+            environment: None,
         }
     }
 

@@ -374,7 +374,8 @@ pub struct ToolkitFacts {
     pub path_version: Option<String>,
     /// The versions named by CUDA_HOME, CUDA_PATH and PATH's nvcc, where set, disagree.
     pub selectors_disagree: bool,
-    /// Selectors (CUDA_HOME, CUDA_PATH) that name no usable toolkit, with why ("/x: no such folder").
+    /// Selectors (CUDA_HOME, CUDA_PATH, CUDA_ROOT, CUDAToolkit_ROOT, CUDA_PATH_Vxx_y) that name
+    /// no folder, with why ("/x: no such folder").
     pub selector_errors: BTreeMap<String, String>,
     pub loader: LoaderView,
 }
@@ -392,7 +393,8 @@ pub struct Toolkit {
     /// Where the version was read: "version.json", "version.txt", "nvcc", "cuda.h" or "folder name".
     pub version_source: Option<String>,
     pub nvcc: Option<String>,
-    /// How it was found: path, cuda_home, cuda_path, cuda_path_versioned (CUDA_PATH_Vxx_y),
+    /// How it was found: path, cuda_home, cuda_path, cuda_root, cudatoolkit_root,
+    /// cuda_path_versioned (CUDA_PATH_Vxx_y),
     /// default_location.
     pub found_by: Vec<String>,
     /// Other names that lead to the same folder (/usr/local/cuda, /usr/local/cuda-13).

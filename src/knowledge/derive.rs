@@ -5,10 +5,12 @@
 
 mod advice;
 mod llama;
+mod toolkit_vars;
 mod venv;
 
 pub use advice::VenvAdvice;
 pub use llama::{llama_views, LlamaView};
+pub use toolkit_vars::ToolkitVariable;
 pub use venv::{
     matrix_row, python_derived, venv_views, Candidate, MatrixRow, PythonDerived, VenvView,
 };
@@ -37,6 +39,11 @@ pub struct Derived {
     /// The project's Python environments as a whole: which are complete, which one the shell
     /// and the editor use, the environment matrix.
     pub python: PythonDerived,
+    /// Toolkit variables (CUDA_HOME, CUDA_PATH, CUDA_ROOT, CUDAToolkit_ROOT) that name a folder
+    /// that does not exist or holds no nvcc.
+    pub toolkit_variables_broken: Vec<ToolkitVariable>,
+    /// Toolkit variables that name a toolkit newer than this driver runs.
+    pub toolkit_variables_too_new: Vec<ToolkitVariable>,
 }
 
 /// How CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES narrow the GPUs a process sees.
@@ -94,6 +101,12 @@ pub struct ToolkitView {
 
 /// Compute `derived` for a set of facts.
 pub fn derive(facts: &Facts) -> Derived {
+    derive_with_venvs(facts).0
+}
+
+/// `derived` and the view of every Python environment it was computed from, so that each
+/// environment's verdict is judged once.
+pub fn derive_with_venvs(facts: &Facts) -> (Derived, Vec<VenvView>) {
     let driver_version = driver_version(facts);
     let (driver_max_cuda, source) = max_cuda(facts, driver_version.as_deref());
     let mut derived = Derived {
@@ -107,11 +120,18 @@ pub fn derive(facts: &Facts) -> Derived {
         visibility: visibility(facts),
         toolkit_versions: toolkit_versions(facts),
         python: PythonDerived::default(),
+        toolkit_variables_broken: Vec::new(),
+        toolkit_variables_too_new: Vec::new(),
     };
+    let (too_new, broken) = toolkit_vars::toolkit_variables(facts, &derived)
+        .into_iter()
+        .partition(|v| v.problem == "newer_than_driver");
+    derived.toolkit_variables_broken = broken;
+    derived.toolkit_variables_too_new = too_new;
     // The environments are judged against the driver values above.
     let views = venv_views(facts, &derived);
     derived.python = python_derived(facts, &views);
-    derived
+    (derived, views)
 }
 
 /// The environment matrix of a set of facts: one row per Python environment (name, Python,
@@ -424,7 +444,7 @@ fn selected_by(facts: &Facts, t: &Toolkit, os: Os) -> Vec<String> {
 }
 
 /// Folder names equal up to trailing separators (and case, on Windows).
-fn same_folder(a: &str, b: &str, os: Os) -> bool {
+pub(crate) fn same_folder(a: &str, b: &str, os: Os) -> bool {
     let trim = |s: &str| s.trim_end_matches(['/', '\\']).to_string();
     let (a, b) = (trim(a), trim(b));
     !a.is_empty()

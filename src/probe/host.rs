@@ -21,6 +21,9 @@ const STEERING_VARIABLES: &[&str] = &[
     "CUDA_LAUNCH_BLOCKING",
     "CUDA_MODULE_LOADING",
     "CUDA_CACHE_DISABLE",
+    // Toolkit selectors besides CUDA_HOME and CUDA_PATH (CMake's FindCUDAToolkit, conda).
+    "CUDA_ROOT",
+    "CUDAToolkit_ROOT",
     "CUDA_VERSION",
     "GGML_CUDA_FORCE_MMQ",
     "GGML_CUDA_FORCE_CUBLAS",

@@ -77,6 +77,8 @@ pub fn probe(ctx: &ProbeContext) -> Probed<ToolkitFacts> {
 const FOUND_PATH: &str = "path";
 const FOUND_CUDA_HOME: &str = "cuda_home";
 const FOUND_CUDA_PATH: &str = "cuda_path";
+const FOUND_CUDA_ROOT: &str = "cuda_root";
+const FOUND_CUDATOOLKIT_ROOT: &str = "cudatoolkit_root";
 /// `CUDA_PATH_V12_4`-style variables: the Windows installer sets one per installed toolkit.
 const FOUND_CUDA_PATH_VERSIONED: &str = "cuda_path_versioned";
 const FOUND_DEFAULT: &str = "default_location";
@@ -141,11 +143,13 @@ fn candidates(
     out
 }
 
-/// CUDA_HOME, CUDA_PATH, then CUDA_PATH_Vxx_y in name order.
+/// CUDA_HOME, CUDA_PATH, CUDA_ROOT, CUDAToolkit_ROOT, then CUDA_PATH_Vxx_y in name order.
 fn env_selectors(ctx: &ProbeContext) -> Vec<(String, &'static str)> {
     let mut vars = vec![
         ("CUDA_HOME".to_string(), FOUND_CUDA_HOME),
         ("CUDA_PATH".to_string(), FOUND_CUDA_PATH),
+        ("CUDA_ROOT".to_string(), FOUND_CUDA_ROOT),
+        ("CUDAToolkit_ROOT".to_string(), FOUND_CUDATOOLKIT_ROOT),
     ];
     vars.extend(
         ctx.env

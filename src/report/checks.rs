@@ -31,6 +31,23 @@ pub(super) enum State<'a> {
     NotApplicable,
     /// The rule found something that the configuration waives.
     Waived(Vec<&'a Waived>),
+    /// The rule found something that another finding causes: it is shown with its cause and
+    /// counted there (crate::rules::group_by_cause).
+    CausedBy {
+        finding: &'a Finding,
+        cause: &'a Finding,
+    },
+}
+
+impl State<'_> {
+    /// "a consequence of rule-id (subject), counted there: title".
+    pub fn caused_by_text(finding: &Finding, cause: &Finding) -> String {
+        let of = match &cause.subject {
+            Some(s) => format!("{} on {s}", cause.rule),
+            None => cause.rule.clone(),
+        };
+        format!("caused by {of}, counted there: {}", finding.title)
+    }
 }
 
 impl Check<'_> {
@@ -128,6 +145,16 @@ fn take<'a>(
     if !found.is_empty() {
         return State::Found(found);
     }
+    let consequence = findings.iter().find_map(|cause| {
+        cause
+            .consequences
+            .iter()
+            .find(|c| c.rule == rule && c.subject.as_deref() == subject)
+            .map(|finding| State::CausedBy { finding, cause })
+    });
+    if let Some(state) = consequence {
+        return state;
+    }
     let waived: Vec<&Waived> = input
         .waived
         .iter()
@@ -162,11 +189,13 @@ mod tests {
     fn every_finding_lands_on_exactly_one_check_of_a_listed_item() {
         let rules = RuleSet::builtin().unwrap();
         for (name, facts) in fixture_facts() {
-            let findings = crate::rules::evaluate(&rules, &facts);
-            let verdict = Verdict::new(&findings, crate::cli::FailOn::Error);
+            let judgement = crate::rules::Judgement::new(&rules, &facts);
+            let findings = &judgement.findings;
+            let verdict = Verdict::new(findings, crate::cli::FailOn::Error);
             let input = ReportInput {
                 facts: &facts,
-                findings: &findings,
+                findings,
+                derived: &judgement.derived,
                 verdict: &verdict,
                 verbose: false,
                 rules: &rules,
@@ -216,12 +245,14 @@ docs = "test"
             )
             .unwrap();
         let facts = fixture_facts().remove(0).1;
-        let findings = crate::rules::evaluate(&rules, &facts);
+        let judgement = crate::rules::Judgement::new(&rules, &facts);
+        let findings = &judgement.findings;
         assert_eq!(findings.len(), 1, "{findings:?}");
-        let verdict = Verdict::new(&findings, crate::cli::FailOn::Error);
+        let verdict = Verdict::new(findings, crate::cli::FailOn::Error);
         let input = ReportInput {
             facts: &facts,
-            findings: &findings,
+            findings,
+            derived: &judgement.derived,
             verdict: &verdict,
             verbose: false,
             rules: &rules,

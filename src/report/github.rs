@@ -90,6 +90,13 @@ fn message(f: &Finding) -> String {
             let _ = write!(m, "\nFix (PowerShell): {p}");
         }
     }
+    let consequences = super::consequence_lines(f);
+    if !consequences.is_empty() {
+        let _ = write!(m, "\n{}", super::CONSEQUENCES_HEADING);
+        for c in consequences {
+            let _ = write!(m, "\n  - {c}");
+        }
+    }
     let _ = write!(m, "\nDetails: gpu-doctor explain {}", f.rule);
     m
 }

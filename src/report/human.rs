@@ -8,6 +8,7 @@
 
 use super::ReportInput;
 use crate::facts::{Facts, ProbeOutcome, ProbeStatus};
+use crate::knowledge::derive::{Derived, MatrixRow};
 use crate::rules::{Finding, Severity};
 use owo_colors::{OwoColorize, Stream};
 use std::fmt::Write;
@@ -16,8 +17,9 @@ use std::fmt::Write;
 struct Section {
     category: &'static str,
     probe: &'static str,
-    headline: fn(&Facts) -> String,
-    details: fn(&Facts) -> Vec<String>,
+    /// From the facts and what judging derived from them (never judged again here).
+    headline: fn(&Facts, &Derived) -> String,
+    details: fn(&Facts, &Derived) -> Vec<String>,
     /// Whether there is anything to judge; a section without it shows `[-]`, not `[✓]`.
     present: fn(&Facts) -> bool,
 }
@@ -26,50 +28,50 @@ const SECTIONS: &[Section] = &[
     Section {
         category: "host",
         probe: "host",
-        headline: host_line,
-        details: |_| Vec::new(),
+        headline: |f, _| host_line(f),
+        details: |_, _| Vec::new(),
         present: |_| true,
     },
     Section {
         category: "driver",
         probe: "driver",
-        headline: driver_line,
-        details: |_| Vec::new(),
+        headline: |f, _| driver_line(f),
+        details: |_, _| Vec::new(),
         present: |f| f.driver.library_found,
     },
     Section {
         category: "gpu",
         probe: "driver",
-        headline: gpus_line,
+        headline: |f, _| gpus_line(f),
         details: gpu_details,
         present: |f| !f.driver.gpus.is_empty() || !f.host.pci_gpus.is_empty(),
     },
     Section {
         category: "cuda",
         probe: "cuda",
-        headline: cuda_line,
-        details: cuda_details,
+        headline: |f, _| cuda_line(f),
+        details: |f, _| cuda_details(f),
         present: |f| f.cuda.library_found,
     },
     Section {
         category: "toolkit",
         probe: "toolkits",
-        headline: toolkit_line,
-        details: toolkit_details,
+        headline: |f, _| toolkit_line(f),
+        details: |f, _| toolkit_details(f),
         present: |f| !f.toolkits.installs.is_empty(),
     },
     Section {
         category: "python",
         probe: "python",
-        headline: python_line,
-        details: python_matrix,
+        headline: |_, d| python_line(&d.python.matrix),
+        details: |f, d| python_matrix(f, &d.python.matrix),
         present: |f| !f.python.environments.is_empty(),
     },
     Section {
         category: "llama",
         probe: "offload",
-        headline: offload_line,
-        details: |f| f.offload.stack_lines(),
+        headline: |f, _| offload_line(f),
+        details: |f, _| f.offload.stack_lines(),
         present: |f| !f.offload.stacks.is_empty(),
     },
 ];
@@ -84,6 +86,8 @@ struct Glyphs {
     bullet: &'static str,
     error_mark: &'static str,
     fix: &'static str,
+    /// Marks a finding shown under the finding that causes it.
+    consequence: &'static str,
 }
 
 const UNICODE: Glyphs = Glyphs {
@@ -95,6 +99,7 @@ const UNICODE: Glyphs = Glyphs {
     bullet: "•",
     error_mark: "✗",
     fix: "$",
+    consequence: "↳",
 };
 const ASCII: Glyphs = Glyphs {
     ok: "[+]",
@@ -105,6 +110,7 @@ const ASCII: Glyphs = Glyphs {
     bullet: "*",
     error_mark: "x",
     fix: "$",
+    consequence: "->",
 };
 
 pub fn render(input: &ReportInput) -> String {
@@ -122,12 +128,24 @@ pub fn render(input: &ReportInput) -> String {
             .iter()
             .filter(|f| section_of(f) == section.category)
             .collect();
+        // Consequences are listed under their cause, wherever it is; the section they belong
+        // to still shows that something is wrong in it, and points there.
+        let caused: Vec<(&Finding, &Finding)> = input
+            .findings
+            .iter()
+            .flat_map(|cause| cause.consequences.iter().map(move |c| (c, cause)))
+            .filter(|(c, cause)| {
+                section_of(c) == section.category && section_of(cause) != section.category
+            })
+            .collect();
+        let mut shown = findings.clone();
+        shown.extend(caused.iter().map(|(c, _)| *c));
         let outcome = facts.probes.get(section.probe);
         let present = (section.present)(facts);
         let mut line = format!(
             "{} {}",
-            status_box(outcome, present, &findings, glyphs),
-            (section.headline)(facts)
+            status_box(outcome, present, &shown, glyphs),
+            (section.headline)(facts, input.derived)
         );
         if input.verbose {
             if let Some(o) = outcome.filter(|o| o.status != ProbeStatus::Skipped) {
@@ -136,7 +154,7 @@ pub fn render(input: &ReportInput) -> String {
         }
         out.push_str(&line);
         out.push('\n');
-        for detail in (section.details)(facts) {
+        for detail in (section.details)(facts, input.derived) {
             // Table rows (the environment matrix) carry their own layout: no bullet.
             match detail.strip_prefix(TABLE_ROW) {
                 Some(row) => {
@@ -149,6 +167,13 @@ pub fn render(input: &ReportInput) -> String {
         }
         for f in &findings {
             write_finding(&mut out, f, glyphs, powershell, input.verbose);
+        }
+        for (c, cause) in &caused {
+            let text = format!("{} (caused by: {})", c.title, cause.title);
+            for (i, part) in wrap(&text, WRAP_WIDTH).into_iter().enumerate() {
+                let lead = if i == 0 { glyphs.consequence } else { " " };
+                let _ = writeln!(out, "    {lead} {part}");
+            }
         }
         for w in input.waived {
             if section_of(&w.finding) == section.category {
@@ -224,7 +249,10 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
             f.rule, f.rule
         );
     }
-    let Some(fix) = &f.fix else { return };
+    let Some(fix) = &f.fix else {
+        write_consequences(out, f, g);
+        return;
+    };
     // Only this machine's shell: a Linux command shown on Windows would mislead.
     let (own, other, other_name) = if powershell {
         (fix.powershell.as_deref(), fix.bash.as_deref(), "bash")
@@ -243,6 +271,22 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
     }
     if let (true, Some(other)) = (verbose, other) {
         let _ = writeln!(out, "      ({other_name}: {other})");
+    }
+    write_consequences(out, f, g);
+}
+
+/// The findings a finding causes, under it: shown, not counted again.
+fn write_consequences(out: &mut String, f: &Finding, g: Glyphs) {
+    let lines = super::consequence_lines(f);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "      {}", super::CONSEQUENCES_HEADING);
+    for line in lines {
+        for (i, part) in wrap(&line, WRAP_WIDTH - 4).into_iter().enumerate() {
+            let lead = if i == 0 { g.consequence } else { "  " };
+            let _ = writeln!(out, "      {lead} {part}");
+        }
     }
 }
 
@@ -442,9 +486,8 @@ fn gpus_line(f: &Facts) -> String {
     }
 }
 
-fn gpu_details(f: &Facts) -> Vec<String> {
-    use crate::knowledge::derive;
-    let views = derive::gpu_views(f, &derive::derive(f));
+fn gpu_details(f: &Facts, derived: &Derived) -> Vec<String> {
+    let views = crate::knowledge::derive::gpu_views(f, derived);
     // Under CUDA_VISIBLE_DEVICES the physical index and the CUDA ordinal differ: say both,
     // with the UUID, which is the one name every tool agrees on.
     let masked = f.host.env.cuda_visible_devices.is_some();
@@ -587,8 +630,7 @@ fn toolkit_details(f: &Facts) -> Vec<String> {
 
 // --- python -----------------------------------------------------------------------------------
 
-fn python_line(f: &Facts) -> String {
-    let rows = crate::knowledge::derive::environment_matrix(f);
+fn python_line(rows: &[MatrixRow]) -> String {
     if rows.is_empty() {
         return "Python environments: none found in this project".to_string();
     }
@@ -597,9 +639,9 @@ fn python_line(f: &Facts) -> String {
     format!("Python environments: {n} found, {ready} ready for GPU work")
 }
 
-/// The environment matrix the seed's author had to assemble by hand: one row per environment.
-fn python_matrix(f: &Facts) -> Vec<String> {
-    let rows = crate::knowledge::derive::environment_matrix(f);
+/// The environment matrix the seed's author had to assemble by hand: one row per environment,
+/// with the verdict judging gave it.
+fn python_matrix(f: &Facts, rows: &[MatrixRow]) -> Vec<String> {
     if rows.is_empty() {
         return Vec::new();
     }

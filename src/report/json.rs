@@ -12,7 +12,12 @@ struct Document<'a> {
     schema_version: u32,
     tool: &'a crate::facts::ToolInfo,
     verdict: &'a super::Verdict,
+    /// Each finding the verdict counts; a finding another one causes is in its cause's
+    /// `consequences`, not here.
     findings: &'a [crate::rules::Finding],
+    /// The environment matrix as judged: one row per Python environment, with its verdict
+    /// (ready, partial, broken, empty, unknown, missing).
+    environments: &'a [crate::knowledge::derive::MatrixRow],
     /// Findings the configuration waives, each with its waiver; not counted in the verdict.
     waived: &'a [super::Waived],
     /// The configuration file used, if any.
@@ -26,6 +31,7 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
         tool: &input.facts.tool,
         verdict: input.verdict,
         findings: input.findings,
+        environments: &input.derived.python.matrix,
         waived: input.waived,
         config: input.config,
         facts: input.facts,

@@ -61,7 +61,12 @@ fn suite(out: &mut String, input: &ReportInput, category: &str, members: &[&Chec
     let failures = members.iter().filter(|c| is_failure(input, c)).count();
     let skipped = members
         .iter()
-        .filter(|c| matches!(c.state, State::NotApplicable | State::Waived(_)))
+        .filter(|c| {
+            matches!(
+                c.state,
+                State::NotApplicable | State::Waived(_) | State::CausedBy { .. }
+            )
+        })
         .count();
     let hostname = input.facts.host.hostname.as_deref().unwrap_or("");
     let _ = writeln!(
@@ -131,6 +136,13 @@ fn testcase(out: &mut String, input: &ReportInput, category: &str, check: &Check
                 attr(&super::waived_text(waived))
             );
         }
+        State::CausedBy { finding, cause } => {
+            let _ = writeln!(
+                out,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                attr(&State::caused_by_text(finding, cause))
+            );
+        }
         State::Found(found) => {
             out.push_str(">\n");
             for f in found {
@@ -173,6 +185,13 @@ fn details(f: &Finding) -> String {
         }
         if let Some(p) = &fix.powershell {
             let _ = writeln!(s, "fix (PowerShell): {p}");
+        }
+    }
+    let consequences = super::consequence_lines(f);
+    if !consequences.is_empty() {
+        let _ = writeln!(s, "{}", super::CONSEQUENCES_HEADING);
+        for c in consequences {
+            let _ = writeln!(s, "  - {c}");
         }
     }
     let _ = writeln!(s, "details: gpu-doctor explain {}", f.rule);

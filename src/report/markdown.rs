@@ -79,6 +79,10 @@ fn item(out: &mut String, check: &Check) {
         State::Waived(waived) => {
             let _ = writeln!(out, "- [x] {name}: {}", inline(&super::waived_text(waived)));
         }
+        State::CausedBy { finding, cause } => {
+            let text = State::caused_by_text(finding, cause);
+            let _ = writeln!(out, "- [x] {name}: {}", inline(&text));
+        }
     }
 }
 
@@ -105,6 +109,13 @@ fn finding(out: &mut String, name: &str, f: &Finding) {
                 out.push('\n');
                 fence(out, lang, cmd);
             }
+        }
+    }
+    let consequences = super::consequence_lines(f);
+    if !consequences.is_empty() {
+        let _ = writeln!(out, "\n  {}", super::CONSEQUENCES_HEADING);
+        for c in consequences {
+            let _ = writeln!(out, "  - {}", inline(&c));
         }
     }
     out.push('\n');

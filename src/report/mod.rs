@@ -1,4 +1,5 @@
-//! Reports: one module per output format. Renderers only read Facts and Findings; none probes.
+//! Reports: one module per output format. Renderers only read the Facts and what judging
+//! decided (findings, derived values, the environment matrix); none probes or judges.
 //!
 //! Every format is rendered to a String first and written whole, and every format returns the
 //! same exit code for the same findings: the verdict is computed once, here.
@@ -24,7 +25,11 @@ pub use prom::write_atomic;
 /// Everything a renderer may use.
 pub struct ReportInput<'a> {
     pub facts: &'a Facts,
+    /// The findings, each consequence under its cause (crate::rules::Judgement).
     pub findings: &'a [Finding],
+    /// The values the findings were judged with: the environment matrix and each
+    /// environment's verdict are `derived.python.matrix`. Rendered, never recomputed.
+    pub derived: &'a crate::knowledge::derive::Derived,
     pub verdict: &'a Verdict,
     pub verbose: bool,
     /// The rules judged with: formats that list every check (junit, sarif, markdown) need the
@@ -58,6 +63,21 @@ pub(crate) fn waived_text(waived: &[&Waived]) -> String {
         .join("; ")
 }
 
+/// The findings a finding causes, one line each ("title (rule on subject)"), for the formats
+/// that show them inside their cause's text. They are not counted on their own.
+pub(crate) fn consequence_lines(f: &Finding) -> Vec<String> {
+    f.consequences
+        .iter()
+        .map(|c| match &c.subject {
+            Some(s) => format!("{} ({} on {s})", c.title, c.rule),
+            None => format!("{} ({})", c.title, c.rule),
+        })
+        .collect()
+}
+
+/// The heading of those lines.
+pub(crate) const CONSEQUENCES_HEADING: &str = "Caused by this (fix this first; not counted again):";
+
 /// What a waived finding shows of its waiver.
 #[derive(Debug, Clone, Serialize)]
 pub struct WaiverNote {
@@ -84,11 +104,13 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Counts the findings (a consequence is counted with its cause, not again); the exit code
+    /// weighs the consequences too, so grouping never changes it.
     pub fn new(findings: &[Finding], fail_on: FailOn) -> Verdict {
         let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
         let failing = fail_on
             .threshold()
-            .is_some_and(|t| findings.iter().any(|f| f.severity >= t));
+            .is_some_and(|t| crate::rules::all_findings(findings).any(|f| f.severity >= t));
         Verdict {
             ready: !failing,
             exit_code: if failing {

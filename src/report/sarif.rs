@@ -132,6 +132,13 @@ fn message(f: &Finding) -> String {
             m.push_str(&format!("\nFix (PowerShell): {p}"));
         }
     }
+    let consequences = super::consequence_lines(f);
+    if !consequences.is_empty() {
+        m.push_str(&format!("\n\n{}", super::CONSEQUENCES_HEADING));
+        for c in consequences {
+            m.push_str(&format!("\n- {c}"));
+        }
+    }
     m
 }
 

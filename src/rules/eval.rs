@@ -9,7 +9,7 @@ use super::template::Bindings;
 use super::{Category, ProbeView, Rule, RuleSet, Scope, Severity, HOST_VARIABLES};
 use crate::facts::Facts;
 use crate::knowledge::derive::{
-    derive, gpu_views, llama_views, toolkit_views, venv_views, Derived, GpuView, ToolkitView,
+    derive_with_venvs, gpu_views, llama_views, toolkit_views, Derived, GpuView, ToolkitView,
     VenvView,
 };
 use crate::shell::{quote_bash, quote_powershell};
@@ -41,6 +41,14 @@ pub struct Finding {
     /// Commands that fix it, already quoted for their shell; `None` when the rule has none
     /// (or a value a command needs is unknown on this machine).
     pub fix: Option<Fix>,
+    /// Findings this one causes (rules that name its rule in `caused_by`): shown under it and
+    /// not counted on their own (crate::rules::group_by_cause).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<Finding>,
+    /// The Python environment the finding is about (venv and llama scopes), which ties a
+    /// consequence to its cause in the same environment.
+    #[serde(skip)]
+    pub environment: Option<String>,
 }
 
 #[derive(Serialize, Clone, Debug, Default, PartialEq)]
@@ -52,6 +60,8 @@ pub struct Fix {
 /// One item of a scope: the value bound to the scope's variable, and how findings name it.
 struct Item {
     subject: String,
+    /// The Python environment the item belongs to, if any.
+    environment: Option<String>,
     json: Json,
     cel: cel::Value,
 }
@@ -114,10 +124,9 @@ pub(crate) struct Inputs {
 
 impl Inputs {
     pub fn derive(facts: &Facts) -> Inputs {
-        let derived = derive(facts);
+        let (derived, venvs) = derive_with_venvs(facts);
         let gpus = gpu_views(facts, &derived);
         let toolkits = toolkit_views(facts, &derived);
-        let venvs = venv_views(facts, &derived);
         Inputs {
             derived,
             gpus,
@@ -155,6 +164,7 @@ fn items(scope: Scope, facts: &Facts, inputs: &Inputs) -> Vec<Item> {
     let item = |subject: String, json: Json| Item {
         cel: to_cel(&json),
         subject,
+        environment: None,
         json,
     };
     match scope {
@@ -205,14 +215,18 @@ fn items(scope: Scope, facts: &Facts, inputs: &Inputs) -> Vec<Item> {
             .into_iter()
             .map(|v| {
                 let subject = v.stack.name.clone();
-                item(subject, serde_json::to_value(&v).unwrap_or(Json::Null))
+                Item {
+                    environment: v.stack.environment.clone(),
+                    ..item(subject, serde_json::to_value(&v).unwrap_or(Json::Null))
+                }
             })
             .collect(),
         Scope::Venv => inputs
             .venvs
             .iter()
-            .map(|v| {
-                item(
+            .map(|v| Item {
+                environment: Some(v.env.name.clone()),
+                ..item(
                     venv_subject(v),
                     serde_json::to_value(v).unwrap_or(Json::Null),
                 )
@@ -225,6 +239,36 @@ fn items(scope: Scope, facts: &Facts, inputs: &Inputs) -> Vec<Item> {
 /// (report order), rule id, and item order.
 pub fn evaluate(rules: &RuleSet, facts: &Facts) -> Vec<Finding> {
     evaluate_with(rules, facts, &Inputs::derive(facts))
+}
+
+/// What judging a machine decided, once, for every report to render: the findings and the
+/// derived values they were judged with (among them `derived.python.matrix`, each
+/// environment's verdict). Reports compute none of it again.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// Sorted as [`evaluate`] sorts them; [`Judgement::group_by_cause`] moves consequences
+    /// under their cause.
+    pub findings: Vec<Finding>,
+    pub derived: Derived,
+}
+
+impl Judgement {
+    /// Judge `facts` with `rules`: derive the values once, evaluate every rule over them.
+    pub fn new(rules: &RuleSet, facts: &Facts) -> Judgement {
+        let inputs = Inputs::derive(facts);
+        let findings = evaluate_with(rules, facts, &inputs);
+        Judgement {
+            findings,
+            derived: inputs.derived,
+        }
+    }
+
+    /// Put each consequence under its cause (crate::rules::group_by_cause); after waivers,
+    /// so that a waived finding neither counts nor gathers others.
+    pub fn group_by_cause(&mut self, rules: &RuleSet) {
+        let findings = std::mem::take(&mut self.findings);
+        self.findings = super::group_by_cause(rules, findings);
+    }
 }
 
 /// [`evaluate`] with the derived values and views given.
@@ -251,7 +295,11 @@ pub(crate) fn evaluate_with(rules: &RuleSet, facts: &Facts, inputs: &Inputs) -> 
             ctx.add_variable_from_value(var, item.cel);
             let vars = host.bindings(Some((var, &item.json)));
             for rule in &scoped {
-                found.extend(check(rule, &ctx, &vars, Some(&item.subject)).map(|f| (order, f)));
+                let finding = check(rule, &ctx, &vars, Some(&item.subject)).map(|f| Finding {
+                    environment: item.environment.clone(),
+                    ..f
+                });
+                found.extend(finding.map(|f| (order, f)));
             }
         }
     }
@@ -338,6 +386,8 @@ fn finding(rule: &Rule, vars: &Bindings, subject: Option<&str>) -> Finding {
             .filter_map(|t| t.render_evidence(vars))
             .collect(),
         fix: has_fix.then_some(fix),
+        consequences: Vec::new(),
+        environment: None,
     }
 }
 
@@ -367,5 +417,7 @@ fn failed(rule: &Rule, subject: Option<&str>, error: &str) -> Finding {
             format!("error: {error}"),
         ],
         fix: None,
+        consequences: Vec::new(),
+        environment: None,
     }
 }

@@ -33,8 +33,19 @@ pub(crate) struct Compiled {
 const RESERVED_IDS: &[&str] = &[super::EVALUATION_FAILED];
 
 const RULE_KEYS: &[&str] = &[
-    "id", "category", "severity", "scope", "since", "when", "title", "explain", "evidence", "docs",
-    "fix", "override",
+    "id",
+    "category",
+    "severity",
+    "scope",
+    "since",
+    "when",
+    "title",
+    "explain",
+    "evidence",
+    "docs",
+    "fix",
+    "override",
+    "caused_by",
 ];
 const REQUIRED_KEYS: &[&str] = &[
     "id", "category", "severity", "since", "when", "title", "explain",
@@ -228,6 +239,8 @@ struct Header {
     severity: Option<Severity>,
     scope: Option<Scope>,
     since: Option<Str>,
+    /// Rules whose findings cause this one's (`caused_by`), as written.
+    caused_by: Vec<Str>,
 }
 
 /// The keys that say what a rule checks and tells; `None` parts had errors or are absent.
@@ -256,6 +269,7 @@ struct IdUse {
     span: Range<usize>,
     line: usize,
     override_span: Option<Range<usize>>,
+    caused_by: Vec<Str>,
 }
 
 impl Problems for Loader<'_> {
@@ -334,9 +348,11 @@ impl<'a> Loader<'a> {
         loaded
     }
 
-    /// Duplicate ids in this file, and ids already loaded (unless overridden).
+    /// Duplicate ids in this file, ids already loaded (unless overridden), and `caused_by`
+    /// naming a rule that is neither loaded nor in this file.
     fn check_ids(&mut self, existing: &[Rule]) {
         let ids = std::mem::take(&mut self.ids);
+        self.check_causes(&ids, existing);
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for l in &ids {
             let id = l.id.as_str();
@@ -367,6 +383,32 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// Every rule a `caused_by` names exists (loaded before, or in this file) and is not the
+    /// rule itself: a typo would silently leave a consequence counted on its own.
+    fn check_causes(&mut self, ids: &[IdUse], existing: &[Rule]) {
+        let known: Vec<&str> = existing
+            .iter()
+            .map(|r| r.id.as_str())
+            .chain(ids.iter().map(|l| l.id.as_str()))
+            .collect();
+        for l in ids {
+            for cause in &l.caused_by {
+                let msg = if cause.value == l.id {
+                    format!("rule `{}` cannot be caused by itself", l.id)
+                } else if !known.contains(&cause.value.as_str()) {
+                    format!(
+                        "`caused_by` names no loaded rule: `{}`{}",
+                        cause.value,
+                        did_you_mean(&cause.value, known.iter().copied())
+                    )
+                } else {
+                    continue;
+                };
+                self.error(cause.span.start, msg);
+            }
+        }
+    }
+
     /// One `[[rule]]` table; `None` when it has errors (they are recorded).
     fn rule(&mut self, span: Range<usize>, table: &DeTable<'_>) -> Option<Rule> {
         let before = self.diags.len();
@@ -383,6 +425,7 @@ impl<'a> Loader<'a> {
                 span,
                 line,
                 override_span,
+                caused_by: head.caused_by.clone(),
             });
         }
         if self.diags.len() > before {
@@ -449,12 +492,15 @@ impl<'a> Loader<'a> {
             );
             self.error(s.span.start, msg);
         }
+        let caused_by =
+            spanned::string_list(self, entries, "caused_by", "caused_by", Blank::Refused);
         Header {
             id,
             category,
             severity,
             scope,
             since,
+            caused_by,
         }
     }
 
@@ -543,6 +589,7 @@ impl<'a> Loader<'a> {
             severity: head.severity?,
             scope: head.scope?,
             since: head.since?.value,
+            caused_by: head.caused_by.into_iter().map(|c| c.value).collect(),
             when: body.when?.value,
             title: title.text,
             explain: explain.text,

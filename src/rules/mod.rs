@@ -19,6 +19,7 @@
 //! CEL is side-effect free and total: a rule file can read facts and nothing else, so loading
 //! one from a repository (a pre-commit hook, say) is safe.
 
+mod cause;
 mod diag;
 mod eval;
 pub mod limits;
@@ -30,8 +31,9 @@ mod template;
 #[cfg(test)]
 mod tests;
 
+pub use cause::{all_findings, group_by_cause};
 pub use diag::{Diagnostic, LoadError};
-pub use eval::{evaluate, scope_subjects, Finding, Fix, EVALUATION_FAILED};
+pub use eval::{evaluate, scope_subjects, Finding, Fix, Judgement, EVALUATION_FAILED};
 pub use reference::render_reference;
 
 /// For the configuration's diagnostics (crate::config), which point into files the same way.
@@ -213,6 +215,9 @@ pub struct Rule {
     pub scope: Scope,
     /// The gpu-doctor (or rule pack) version that introduced the rule.
     pub since: String,
+    /// Rules whose findings cause this rule's: a finding of this rule is shown under such a
+    /// finding (about the same environment, when both are about one) and not counted again.
+    pub caused_by: Vec<String>,
     /// The CEL condition, as written.
     pub when: String,
     /// Templates, as written (see docs/writing-rules.md).

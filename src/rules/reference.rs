@@ -19,6 +19,14 @@ pub fn render_reference(rules: &RuleSet) -> String {
          fixes, `{path}` stands for a value read from the facts of the machine being checked; \
          in a fix it is quoted for the shell.\n\n",
     );
+    out.push_str(
+        "One root cause is reported once. A rule that names others in `caused_by` makes \
+         consequences: when a finding of one of those rules is present (about the same Python \
+         environment, when it is about one; any, when it is about the whole machine), this \
+         rule's finding is shown under it, in every format, and is not counted again; chains \
+         collapse onto their first cause. The exit code still weighs every finding. Each \
+         rule's section lists its causes.\n\n",
+    );
     out.push_str("| id | severity | category | scope | title |\n|---|---|---|---|---|\n");
     let ordered = ordered(rules);
     for r in &ordered {
@@ -66,6 +74,18 @@ fn section(out: &mut String, r: &Rule) {
         r.source
     );
     let _ = write!(out, "**Title:** {}\n\n", r.title);
+    if !r.caused_by.is_empty() {
+        let causes: Vec<String> = r
+            .caused_by
+            .iter()
+            .map(|c| format!("[`{c}`](#{c})"))
+            .collect();
+        let _ = write!(
+            out,
+            "**Shown under, and not counted apart from:** {}\n\n",
+            causes.join(", ")
+        );
+    }
     let _ = write!(out, "**Fires when:**\n\n```cel\n{}\n```\n\n", r.when.trim());
     let docs = r.docs.trim();
     if docs.is_empty() {

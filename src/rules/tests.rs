@@ -13,7 +13,7 @@ use crate::facts::{
     ProbeStatus, Toolkit,
 };
 use crate::knowledge::derive::{
-    python_derived, venv_views, Derived, GpuView, ToolkitView, Visibility,
+    python_derived, venv_views, Derived, GpuView, ToolkitVariable, ToolkitView, Visibility,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -225,6 +225,108 @@ fn every_error_of_a_file_is_reported_in_order() {
         "{err}"
     );
     assert!(err.ends_with("3 errors"), "{err}");
+}
+
+/// `caused_by` names rules that exist; a typo would leave a consequence counted on its own.
+#[test]
+fn caused_by_names_loaded_rules() {
+    let mut set = RuleSet::builtin().unwrap();
+    let typo = rule_with(
+        "\"false\"",
+        "caused_by = [\"cuda-visible-devices-hide-all\"]\n",
+    );
+    let err = set.load_str("mine.toml", &typo).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "mine.toml:9:14: error: `caused_by` names no loaded rule: `cuda-visible-devices-hide-all`; did you mean `cuda-visible-devices-hides-all`?"
+        ),
+        "{err}"
+    );
+    let itself = rule_with("\"false\"", "caused_by = [\"test-rule\"]\n");
+    let err = set.load_str("mine.toml", &itself).unwrap_err().to_string();
+    assert!(
+        err.contains("rule `test-rule` cannot be caused by itself"),
+        "{err}"
+    );
+    let err = load_err(&rule_with("\"false\"", "caused_by = \"gpu-throttled\"\n"));
+    assert!(err.contains("`caused_by` must be"), "{err}");
+    let good = rule_with("\"false\"", "caused_by = [\"gpu-throttled\"]\n");
+    set.load_str("mine.toml", &good).unwrap();
+    assert_eq!(set.get("test-rule").unwrap().caused_by, ["gpu-throttled"]);
+}
+
+/// Findings of a rule with `caused_by` move under the finding of their cause (the same
+/// environment's, when the cause is about one), and only causes are counted.
+#[test]
+fn consequences_move_under_their_cause() {
+    let mut set = RuleSet::builtin().unwrap();
+    let rules = format!(
+        "{}\n{}",
+        rule_with("\"true\"", "").replace("test-rule", "cause-rule"),
+        rule_with("\"true\"", "caused_by = [\"cause-rule\"]\n").replace("test-rule", "effect-rule")
+    );
+    set.load_str("mine.toml", &rules).unwrap();
+    let finding = |rule: &str, env: Option<&str>| Finding {
+        rule: rule.into(),
+        severity: Severity::Error,
+        category: "python".into(),
+        scope: "venv".into(),
+        subject: env.map(|e| format!("environment {e}")),
+        title: rule.into(),
+        explain: String::new(),
+        evidence: Vec::new(),
+        fix: None,
+        consequences: Vec::new(),
+        environment: env.map(str::to_string),
+    };
+    let grouped = crate::rules::group_by_cause(
+        &set,
+        vec![
+            finding("effect-rule", Some(".venv")),
+            finding("cause-rule", Some(".venv-b")),
+            finding("effect-rule", Some(".venv-b")),
+            finding("cause-rule", Some(".venv")),
+            finding("effect-rule", None),
+        ],
+    );
+    let shape: Vec<(String, Option<String>, Vec<Option<String>>)> = grouped
+        .iter()
+        .map(|f| {
+            (
+                f.rule.clone(),
+                f.environment.clone(),
+                f.consequences
+                    .iter()
+                    .map(|c| c.environment.clone())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                "cause-rule".to_string(),
+                Some(".venv-b".to_string()),
+                vec![Some(".venv-b".to_string())]
+            ),
+            (
+                "cause-rule".to_string(),
+                Some(".venv".to_string()),
+                vec![Some(".venv".to_string())]
+            ),
+            // A machine-wide finding is not caused by one environment's problem.
+            ("effect-rule".to_string(), None, vec![]),
+        ]
+    );
+    // The exit code still weighs a consequence more severe than its cause.
+    let mut mild = finding("cause-rule", None);
+    mild.severity = Severity::Info;
+    let grouped =
+        crate::rules::group_by_cause(&set, vec![mild, finding("effect-rule", Some(".venv"))]);
+    assert_eq!(grouped.len(), 1);
+    let verdict = crate::report::Verdict::new(&grouped, crate::cli::FailOn::Error);
+    assert_eq!((verdict.errors, verdict.exit_code), (0, 1));
 }
 
 #[test]
@@ -520,6 +622,8 @@ fn inputs_for(facts: &Facts) -> Inputs {
         },
         toolkit_versions: vec!["13.0".into()],
         python: Default::default(),
+        toolkit_variables_broken: Vec::new(),
+        toolkit_variables_too_new: Vec::new(),
     };
     let venvs = venv_views(facts, &derived);
     derived.python = python_derived(facts, &venvs);
@@ -1149,6 +1253,35 @@ fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
             "toolkit-unreadable",
             |f| f.toolkits.installs[0].error = Some("nvcc --version: timed out after 3.0 s".into()),
             no_input_change,
+        ),
+        (
+            "toolkit-variable-names-no-toolkit",
+            |f| f.host.env.cuda_path = Some("/usr/local/cuda-12.9".into()),
+            |i| {
+                i.derived.toolkit_variables_broken = vec![ToolkitVariable {
+                    name: "CUDA_PATH".into(),
+                    value: "/usr/local/cuda-12.9".into(),
+                    problem: "missing".into(),
+                    why: "CUDA_PATH names /usr/local/cuda-12.9, which does not exist".into(),
+                    use_root: Some("/usr/local/cuda-13.0".into()),
+                    ps_path: "Env:CUDA_PATH".into(),
+                    ..ToolkitVariable::default()
+                }]
+            },
+        ),
+        (
+            "toolkit-variable-newer-than-driver",
+            |f| f.host.env.cuda_path = Some("/usr/local/cuda-13.0".into()),
+            |i| {
+                i.derived.toolkit_variables_too_new = vec![ToolkitVariable {
+                    name: "CUDA_PATH".into(),
+                    value: "/usr/local/cuda-13.0".into(),
+                    problem: "newer_than_driver".into(),
+                    why: "CUDA_PATH names CUDA 13.0 at /usr/local/cuda-13.0, whose programs this driver cannot run".into(),
+                    ps_path: "Env:CUDA_PATH".into(),
+                    ..ToolkitVariable::default()
+                }]
+            },
         ),
         // The llama.cpp offload proof (rules/llama.toml): one stack each.
         (

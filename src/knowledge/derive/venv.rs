@@ -91,6 +91,9 @@ pub struct VenvView {
     /// folder does not exist: a setting names a deleted environment).
     pub verdict: String,
     pub advice: VenvAdvice,
+    /// Where the environment's own interpreter and its files disagree, in words; the view's
+    /// `torch` and `llama_cpp` are what the interpreter imported (the facts keep both).
+    pub live_over_files: Vec<String>,
 }
 
 /// One row of the environment matrix (what the human report prints per environment).
@@ -164,6 +167,9 @@ pub struct PythonDerived {
     pub matrix: Vec<MatrixRow>,
     /// The matrix as one line per environment, for evidence.
     pub matrix_lines: Vec<String>,
+    /// Every environment's disagreements between its interpreter and its files, in words
+    /// ([`VenvView::live_over_files`]), for evidence.
+    pub live_over_files: Vec<String>,
     /// GGML_CUDA_FORCE_MMQ / GGML_CUDA_FORCE_CUBLAS as set in the environment: "NAME=value".
     pub ggml_build_vars: Vec<String>,
     /// Environments whose llama-cpp-python loaded the offload proof's test model (the full
@@ -319,10 +325,12 @@ pub fn venv_views(facts: &Facts, derived: &Derived) -> Vec<VenvView> {
 }
 
 fn view(m: &Machine, env: &PythonEnv) -> VenvView {
+    let (env, live_over_files) = believe_live(env);
     let mut v = VenvView {
-        env: env.clone(),
-        python_minor: python_minor(env),
-        used_by: used_by(env),
+        python_minor: python_minor(&env),
+        used_by: used_by(&env),
+        env,
+        live_over_files,
         ..VenvView::default()
     };
     torch(m, &mut v);
@@ -334,6 +342,109 @@ fn view(m: &Machine, env: &PythonEnv) -> VenvView {
         .collect();
     v.advice = advise(m, &v);
     v
+}
+
+/// One truth per fact: where the environment's own interpreter imported a package, what it
+/// imported is the package of this environment, whatever its site-packages files suggest (a
+/// `.pth` line, the base interpreter's site-packages, an editable install, or another copy
+/// first on sys.path). The returned environment carries the live package in place of the
+/// files' reading; each disagreement is named so that the evidence can say so.
+fn believe_live(env: &PythonEnv) -> (PythonEnv, Vec<String>) {
+    let mut env = env.clone();
+    let mut notes = Vec::new();
+    let Some(l) = live(&env).cloned() else {
+        return (env, notes);
+    };
+    if let Some(note) = live_torch(&mut env, &l.torch) {
+        notes.push(note);
+    }
+    if let Some(note) = live_llama(&mut env, &l.llama_cpp) {
+        notes.push(note);
+    }
+    (env, notes)
+}
+
+/// What the files said of a package, for a disagreement's words.
+fn files_said(installed: bool, version: Option<&str>) -> String {
+    match (installed, version) {
+        (false, _) => "none".to_string(),
+        (true, Some(v)) => v.to_string(),
+        (true, None) => "an unreadable version".to_string(),
+    }
+}
+
+fn live_torch(env: &mut PythonEnv, t: &crate::facts::python::LiveTorch) -> Option<String> {
+    if !t.import_ok {
+        return None;
+    }
+    let files = &env.torch;
+    let same = files.installed && (t.version.is_none() || files.version == t.version);
+    if same {
+        return None;
+    }
+    let note = format!(
+        "{}: its files show torch {}, its interpreter imported torch {}: the interpreter's answer counts",
+        env.name,
+        files_said(files.installed, files.version.as_deref()),
+        t.version.as_deref().unwrap_or("(version unknown)")
+    );
+    let cuda = t.cuda.clone();
+    let short = cuda
+        .as_deref()
+        .and_then(Version::parse)
+        .and_then(|v| v.short());
+    env.torch = crate::facts::python::TorchFacts {
+        installed: true,
+        dist_version: t
+            .version
+            .as_deref()
+            .map(|v| v.split('+').next().unwrap_or(v).to_string()),
+        local_tag: t
+            .version
+            .as_deref()
+            .and_then(|v| v.split_once('+'))
+            .map(|(_, tag)| tag.to_string()),
+        version: t.version.clone(),
+        cuda_major: cuda.as_deref().and_then(Version::parse).map(|v| v.major()),
+        cuda_version: short,
+        cuda_build: cuda.is_some(),
+        cuda,
+        ..Default::default()
+    };
+    Some(note)
+}
+
+fn live_llama(env: &mut PythonEnv, l: &crate::facts::python::LiveLlama) -> Option<String> {
+    if !l.import_ok {
+        return None;
+    }
+    let files = &env.llama_cpp;
+    let same = files.installed && (l.version.is_none() || files.version == l.version);
+    if same {
+        return None;
+    }
+    let note = format!(
+        "{}: its files show llama-cpp-python {}, its interpreter imported llama-cpp-python {}: the interpreter's answer counts",
+        env.name,
+        files_said(files.installed, files.version.as_deref()),
+        l.version.as_deref().unwrap_or("(version unknown)")
+    );
+    let backends: Vec<String> = l.backends.iter().map(|b| b.to_ascii_lowercase()).collect();
+    let gpu_backends: Vec<String> = backends
+        .iter()
+        .filter(|b| LIVE_GPU_BACKENDS.contains(&b.to_ascii_uppercase().as_str()))
+        .cloned()
+        .collect();
+    env.llama_cpp = crate::facts::python::LlamaCppFacts {
+        installed: true,
+        version: l.version.clone(),
+        version_source: Some("live".to_string()),
+        cuda_backend: gpu_backends.iter().any(|b| b == "cuda"),
+        backends,
+        gpu_backends,
+        ..Default::default()
+    };
+    Some(note)
 }
 
 fn used_by(env: &PythonEnv) -> Vec<String> {
@@ -862,6 +973,10 @@ pub fn python_derived(facts: &Facts, views: &[VenvView]) -> PythonDerived {
         path_first: py.path_first.clone(),
         matrix_lines: matrix.iter().map(matrix_line).collect(),
         matrix,
+        live_over_files: views
+            .iter()
+            .flat_map(|v| v.live_over_files.iter().cloned())
+            .collect(),
         ggml_build_vars: ggml_build_vars(facts),
         llama_proved: proved_environments(facts, |_| true),
         llama_proved_on_gpu: proved_environments(facts, |p| {
