@@ -210,7 +210,7 @@ fn load_rules_while_probing_quick(
 }
 
 fn write_output(path: &Path, text: &str) -> Result<(), AppError> {
-    report::write_atomic(path, text)
+    crate::files::write_report(path, text.as_bytes())
         .map_err(|e| AppError::Input(format!("cannot write {}: {e}", path.display())))
 }
 

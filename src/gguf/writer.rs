@@ -13,7 +13,6 @@ use super::{pad, GgmlType, DEFAULT_ALIGNMENT, MAGIC, VERSION};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Head sizes with CUDA FlashAttention kernels (fattn.cu); others may fall back to the CPU.
 pub const CUDA_HEAD_SIZES: &[u32] = &[64, 80, 96, 112, 128, 256];
@@ -555,26 +554,15 @@ pub fn write_cached(params: &ModelParams, dir: &Path) -> Result<PathBuf, GgufErr
         return Ok(path);
     }
     fs::create_dir_all(dir).map_err(io_err)?;
-    // Unique per process and call, so concurrent writers never share a temporary file.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        params.file_name(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    // Recorded while it exists, so that an interrupt removes it (crate::signals).
-    let result = crate::signals::create_temp(&tmp, File::create).and_then(|f| {
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+    let write = || {
+        let mut staged = crate::files::Staged::create(&path)?;
+        let mut w = BufWriter::with_capacity(1 << 20, staged.file());
         write_to(params, &mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, &path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    crate::signals::forget_temp(&tmp);
-    result.map_err(io_err)?;
+        w.flush()?;
+        drop(w);
+        staged.commit(true)
+    };
+    write().map_err(io_err)?;
     Ok(path)
 }
 
@@ -604,23 +592,12 @@ pub fn write_zeros_cached(params: &ModelParams, dir: &Path) -> Result<(PathBuf, 
         return Ok((path, false));
     }
     fs::create_dir_all(dir).map_err(io_err)?;
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        zeros_file_name(params),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = crate::signals::create_temp(&tmp, File::create).and_then(|mut f| {
-        write_zeros(params, &mut f)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    crate::signals::forget_temp(&tmp);
-    result.map_err(io_err)?;
+    let write = || {
+        let mut staged = crate::files::Staged::create(&path)?;
+        write_zeros(params, staged.file())?;
+        staged.commit(true)
+    };
+    write().map_err(io_err)?;
     Ok((path, true))
 }
 
