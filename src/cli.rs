@@ -324,6 +324,12 @@ pub struct FixArgs {
     /// Extra rule file (TOML) to judge with; may be given several times.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
+
+    /// A rule file whose fix commands --yes may run: judged with like --rules, and trusted.
+    /// May be given several times. The fixes of other rule files (--rules, those the
+    /// configuration names) are shown, never run (docs/security.md).
+    #[arg(long = "trust-rules", value_name = "FILE")]
+    pub trust_rules: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

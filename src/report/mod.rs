@@ -12,6 +12,7 @@ mod line;
 mod markdown;
 mod prom;
 mod sarif;
+mod visible;
 
 use crate::app::AppError;
 use crate::cli::{FailOn, Format};
@@ -20,6 +21,7 @@ use crate::rules::{Finding, Rule, RuleSet, Severity};
 use serde::Serialize;
 
 pub use prom::write_atomic;
+pub use visible::{visible, visible_lines};
 
 /// Everything a renderer may use.
 pub struct ReportInput<'a> {
@@ -244,5 +246,6 @@ pub fn model_report(
         (Err(why), _) => out.push_str(&format!("No fit estimate: {why}\n")),
         (Ok(_), None) => out.push_str("No fit estimate.\n"),
     }
-    out
+    // The path and the architecture come from the file (GGUF metadata): shown, not obeyed.
+    visible_lines(&out)
 }

@@ -234,6 +234,9 @@ pub struct Rule {
     pub source: String,
     /// The line of its `id` in that file.
     pub line: usize,
+    /// Built into gpu-doctor (not from a user's or repository's file): its fixes run with
+    /// `fix --yes`.
+    pub builtin: bool,
     pub(crate) compiled: Arc<load::Compiled>,
 }
 
