@@ -40,6 +40,14 @@ fn annotations(input: &ReportInput) -> String {
         out.push_str(&annotation(f));
         out.push('\n');
     }
+    for o in super::overrides(input.rules) {
+        let _ = writeln!(
+            out,
+            "::warning title=gpu-doctor: {}::{}",
+            escape_property(&o.rule),
+            escape_data(&o.text())
+        );
+    }
     let v = input.verdict;
     let _ = writeln!(
         out,

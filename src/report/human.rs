@@ -159,6 +159,9 @@ pub fn render(input: &ReportInput) -> String {
             categories_with_issues += 1;
         }
     }
+    for o in super::overrides(input.rules) {
+        let _ = writeln!(out, "    ~ {}", visible(&o.text()));
+    }
     out.push('\n');
     out.push_str(&summary_line(input, categories_with_issues, glyphs));
     out

@@ -15,6 +15,8 @@ struct Document<'a> {
     findings: &'a [crate::rules::Finding],
     /// Findings the configuration waives, each with its waiver; not counted in the verdict.
     waived: &'a [super::Waived],
+    /// Built-in rules that a rule file replaced (`override = true`).
+    overrides: Vec<super::Override>,
     /// The configuration file used, if any.
     config: Option<&'a str>,
     facts: &'a crate::facts::Facts,
@@ -27,6 +29,7 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
         verdict: input.verdict,
         findings: input.findings,
         waived: input.waived,
+        overrides: super::overrides(input.rules),
         config: input.config,
         facts: input.facts,
     };

@@ -55,6 +55,9 @@ fn heading(input: &ReportInput) -> String {
         v.fail_on,
         v.exit_code,
     );
+    for o in super::overrides(input.rules) {
+        let _ = writeln!(out, "\n> {}", inline(&o.text()));
+    }
     out
 }
 

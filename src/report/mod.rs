@@ -60,6 +60,42 @@ pub(crate) fn waived_text(waived: &[&Waived]) -> String {
         .join("; ")
 }
 
+/// A built-in rule that a rule file replaced with `override = true`: shown in every format,
+/// like a waiver, since it can silence what the built-in rule would find.
+#[derive(Debug, Clone, Serialize)]
+pub struct Override {
+    pub rule: String,
+    /// Where the built-in rule is defined: "rules/core.toml:12".
+    pub builtin: String,
+    /// Where the rule that replaces it is: "ci/rules.toml:3".
+    pub by: String,
+}
+
+impl Override {
+    /// "built-in rule `id` (rules/core.toml:12) is replaced by ci/rules.toml:3 (override = true)".
+    pub fn text(&self) -> String {
+        format!(
+            "built-in rule `{}` ({}) is replaced by {} (override = true)",
+            self.rule, self.builtin, self.by
+        )
+    }
+}
+
+/// Every built-in rule that a rule file replaced.
+pub fn overrides(rules: &RuleSet) -> Vec<Override> {
+    rules
+        .rules()
+        .iter()
+        .filter_map(|r| {
+            Some(Override {
+                rule: r.id.clone(),
+                builtin: r.replaces.clone()?,
+                by: format!("{}:{}", r.source, r.line),
+            })
+        })
+        .collect()
+}
+
 /// What a waived finding shows of its waiver.
 #[derive(Debug, Clone, Serialize)]
 pub struct WaiverNote {

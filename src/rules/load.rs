@@ -555,6 +555,7 @@ impl<'a> Loader<'a> {
             fix_none: body.fix_none.map(|f| f.value),
             source: self.file.name.to_string(),
             builtin: !self.user,
+            replaces: None,
             line,
             compiled: Arc::new(compiled),
         })
