@@ -57,7 +57,9 @@ impl Staged {
     }
 
     pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("a staged file is open until committed")
+        self.file
+            .as_mut()
+            .expect("a staged file is open until committed")
     }
 
     /// Flush the file to disk when `sync` (not for caches, where a torn file is just ignored),

@@ -347,7 +347,12 @@ mod tests {
         let steps = plan(&findings, &[], Shell::Bash, &BTreeMap::new());
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].fixes.len(), 2);
-        let only = plan(&findings, &["other".to_string()], Shell::Bash, &BTreeMap::new());
+        let only = plan(
+            &findings,
+            &["other".to_string()],
+            Shell::Bash,
+            &BTreeMap::new(),
+        );
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].command, "true");
         assert!(plan(&findings, &[], Shell::PowerShell, &BTreeMap::new()).is_empty());

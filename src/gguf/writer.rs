@@ -380,6 +380,16 @@ pub fn f32_to_f16(x: f32) -> u16 {
 
 /// Write the model to `out`; returns the bytes written.
 pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
+    write_edited(params, |_| {}, out)
+}
+
+/// [`write_to`] with the metadata changed by `edit` first: tests write odd or hostile metadata
+/// with it (an architecture string holding an escape sequence, say).
+pub fn write_edited(
+    params: &ModelParams,
+    edit: impl FnOnce(&mut Vec<(String, Value)>),
+    out: &mut impl Write,
+) -> io::Result<u64> {
     params
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -387,7 +397,9 @@ pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
         inner: out,
         written: 0,
     };
-    let tensors = write_header(params, &mut w)?;
+    let mut metadata = params.metadata();
+    edit(&mut metadata);
+    let tensors = write_header(params, &metadata, &mut w)?;
     let mut rng = SplitMix64(params.seed);
     let mut scratch = Vec::new();
     let table = f16_table();
@@ -403,15 +415,15 @@ pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
 /// order. The tensor data start right after.
 fn write_header<W: Write>(
     params: &ModelParams,
+    metadata: &[(String, Value)],
     w: &mut Counting<'_, W>,
 ) -> io::Result<Vec<TensorSpec>> {
-    let metadata = params.metadata();
     let tensors = params.tensors();
     w.write_all(&MAGIC)?;
     w.write_all(&VERSION.to_le_bytes())?;
     w.write_all(&(tensors.len() as i64).to_le_bytes())?;
     w.write_all(&(metadata.len() as i64).to_le_bytes())?;
-    for (key, value) in &metadata {
+    for (key, value) in metadata {
         write_string(w, key)?;
         w.write_all(&(value.value_type() as i32).to_le_bytes())?;
         write_value(w, value)?;
@@ -607,6 +619,7 @@ fn write_zeros(params: &ModelParams, f: &mut File) -> io::Result<u64> {
     let mut header = Vec::new();
     let tensors = write_header(
         params,
+        &params.metadata(),
         &mut Counting {
             inner: &mut header,
             written: 0,

@@ -107,12 +107,12 @@ pub fn process_environment() -> BTreeMap<String, String> {
 pub fn child_environment(env: &BTreeMap<String, String>) -> Vec<(OsString, OsString)> {
     let exact = NOT_UTF8.get();
     env.iter()
-        .map(|(name, value)| {
-            match exact.and_then(|m| m.get(&(name.clone(), value.clone()))) {
+        .map(
+            |(name, value)| match exact.and_then(|m| m.get(&(name.clone(), value.clone()))) {
                 Some(raw) => raw.clone(),
                 None => (name.into(), value.into()),
-            }
-        })
+            },
+        )
         .collect()
 }
 

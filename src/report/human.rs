@@ -214,7 +214,11 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
         Severity::Info => g.bullet.to_string(),
     };
     let _ = writeln!(out, "    {mark} {}", visible(&f.title));
-    for line in f.explain.split('\n').flat_map(|l| wrap(&visible(l), WRAP_WIDTH)) {
+    for line in f
+        .explain
+        .split('\n')
+        .flat_map(|l| wrap(&visible(l), WRAP_WIDTH))
+    {
         let _ = writeln!(out, "      {line}");
     }
     if verbose {

@@ -16,7 +16,10 @@ pub fn render(input: &ReportInput) -> String {
     let mut line = verdict_line(input);
     let overrides = super::overrides(input.rules).len();
     if overrides > 0 {
-        line = fit(&line, &format!(" ({overrides} built-in rule(s) overridden)"));
+        line = fit(
+            &line,
+            &format!(" ({overrides} built-in rule(s) overridden)"),
+        );
     }
     line.push('\n');
     line

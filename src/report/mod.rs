@@ -21,7 +21,7 @@ use crate::rules::{Finding, Rule, RuleSet, Severity};
 use serde::Serialize;
 
 pub use prom::write_atomic;
-pub use visible::{visible, visible_lines};
+pub use visible::visible;
 
 /// Everything a renderer may use.
 pub struct ReportInput<'a> {
@@ -230,10 +230,11 @@ pub fn model_report(
         v.map(|v| v.to_string())
             .unwrap_or_else(|| "unknown".to_string())
     };
-    let mut out = format!("Model {}\n", m.path.display());
+    // The path and the architecture come from the machine and the file: shown, not obeyed.
+    let mut out = format!("Model {}\n", visible(&m.path.display().to_string()));
     out.push_str(&format!(
         "  architecture {}, {} layers, context {}, embedding {}, {} heads ({} KV heads)\n",
-        m.architecture.as_deref().unwrap_or("unknown"),
+        visible(m.architecture.as_deref().unwrap_or("unknown")),
         opt(m.block_count),
         opt(m.context_length),
         opt(m.embedding_length),
@@ -249,7 +250,7 @@ pub fn model_report(
     ));
     match (free, fit) {
         (Ok(source), Some(f)) => {
-            out.push_str(&format!("Free GPU memory: {source}\n"));
+            out.push_str(&format!("Free GPU memory: {}\n", visible(source)));
             out.push_str(&format!(
                 "  context {} with a {} KV cache: {} MiB of KV per layer, compute buffer ~{}, reserve {}\n",
                 f.n_ctx,
@@ -282,6 +283,5 @@ pub fn model_report(
         (Err(why), _) => out.push_str(&format!("No fit estimate: {why}\n")),
         (Ok(_), None) => out.push_str("No fit estimate.\n"),
     }
-    // The path and the architecture come from the file (GGUF metadata): shown, not obeyed.
-    visible_lines(&out)
+    out
 }

@@ -27,11 +27,6 @@ pub fn visible(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`visible`] for each line of `s`, keeping its line breaks.
-pub fn visible_lines(s: &str) -> String {
-    s.split('\n').map(visible).collect::<Vec<_>>().join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +39,5 @@ mod tests {
         );
         assert_eq!(visible("a\nb\tc"), "a\\nb\\tc");
         assert!(matches!(visible("C:\\Users\\é"), Cow::Borrowed(_)));
-        assert_eq!(visible_lines("a\u{1b}\nb"), "a\\u{1b}\nb");
     }
 }
