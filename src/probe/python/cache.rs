@@ -615,7 +615,8 @@ fn prune(dir: &Path, keep: usize) {
             continue;
         };
         let name = item.file_name().to_string_lossy().into_owned();
-        if crate::files::is_temporary_name(&name) {
+        // `.tmp-` ends the temporary files of earlier versions.
+        if crate::files::is_temporary_name(&name) || name.contains(".tmp-") {
             if modified < hour_ago {
                 let _ = fs::remove_file(&path);
             }
@@ -804,7 +805,7 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
-        let stale = dir.path().join("x.tmp-1-0");
+        let stale = dir.path().join(".x.json.1.0.tmp");
         fs::write(&stale, "").unwrap();
         fs::File::options()
             .write(true)
@@ -812,7 +813,7 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(7200))
             .unwrap();
-        let fresh = dir.path().join("y.tmp-1-1");
+        let fresh = dir.path().join(".y.json.1.1.tmp");
         fs::write(&fresh, "").unwrap();
         prune(dir.path(), 3);
         let mut left: Vec<String> = fs::read_dir(dir.path())
@@ -820,7 +821,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["2.json", "3.json", "4.json", "y.tmp-1-1"]);
+        assert_eq!(left, [".y.json.1.1.tmp", "2.json", "3.json", "4.json"]);
     }
 
     #[test]
