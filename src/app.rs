@@ -218,7 +218,7 @@ fn load_rules_while_probing_quick(
 }
 
 fn write_output(path: &Path, text: &str) -> Result<(), AppError> {
-    report::write_atomic(path, text)
+    crate::files::write_report(path, text.as_bytes())
         .map_err(|e| AppError::Input(format!("cannot write {}: {e}", path.display())))
 }
 
@@ -339,7 +339,12 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
     let own = CheckArgs {
         profile: args.profile,
         facts: args.facts.clone(),
-        rule_files: args.rule_files.clone(),
+        rule_files: args
+            .rule_files
+            .iter()
+            .chain(&args.trust_rules)
+            .cloned()
+            .collect(),
         ..CheckArgs::default()
     };
     let check_args = merge(top, own);
@@ -357,7 +362,8 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
             "no rule `{id}`.{hint} `gpu-doctor rules` lists them all."
         )));
     }
-    let steps = fixes::plan(&judged.judgement.findings, &args.only, shell);
+    let untrusted = untrusted_fixes(&judged.rules, &args.trust_rules);
+    let steps = fixes::plan(&judged.judgement.findings, &args.only, shell, &untrusted);
     write_stdout(&redact_text_if(
         fixes::render_plan(&steps, shell, args.yes),
         global,
@@ -377,11 +383,29 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
         Outcome::Done(_) => Ok(again.verdict.exit_code),
         Outcome::Failed { command, why } => {
             eprintln!(
-                "gpu-doctor: the fix `{command}` failed: {why}; the commands after it did not run"
+                "gpu-doctor: the fix `{}` failed: {why}; the commands after it did not run",
+                report::visible(&command)
             );
             Ok(EXIT_NOT_READY)
         }
     }
+}
+
+/// The rules whose fixes `fix --yes` must not run, by id, with their file: those of every rule
+/// file but the ones the user trusts (`trusted`, compared as canonical paths).
+fn untrusted_fixes(
+    rules: &RuleSet,
+    trusted: &[std::path::PathBuf],
+) -> std::collections::BTreeMap<String, String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let trusted: Vec<_> = trusted.iter().filter_map(|p| canonical(p)).collect();
+    rules
+        .rules()
+        .iter()
+        .filter(|r| !r.builtin)
+        .filter(|r| canonical(Path::new(&r.source)).is_none_or(|p| !trusted.contains(&p)))
+        .map(|r| (r.id.clone(), r.source.clone()))
+        .collect()
 }
 
 /// The built-in rules, the configuration's rule files, those named with --rules, and the
@@ -399,7 +423,14 @@ fn load_rules(extra: &[std::path::PathBuf], config: Option<&Config>) -> Result<R
     let configured = config
         .into_iter()
         .flat_map(|c| c.rule_files.iter().map(|f| &f.value));
+    // A file named twice (in the configuration and with --trust-rules) is loaded once.
+    let mut loaded = Vec::new();
     for path in configured.chain(extra) {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if loaded.contains(&canonical) {
+            continue;
+        }
+        loaded.push(canonical);
         rules
             .load_file(path)
             .map_err(|e| AppError::Rules(e.to_string()))?;

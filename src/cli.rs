@@ -324,6 +324,12 @@ pub struct FixArgs {
     /// Extra rule file (TOML) to judge with; may be given several times.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
+
+    /// A rule file whose fix commands --yes may run: judged with like --rules, and trusted.
+    /// May be given several times. The fixes of other rule files (--rules, those the
+    /// configuration names) are shown, never run (docs/security.md).
+    #[arg(long = "trust-rules", value_name = "FILE")]
+    pub trust_rules: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -337,4 +343,26 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// The first variable that a flag reads from the environment (`GPU_DOCTOR_CONFIG`,
+/// `SLURMD_NODENAME`, ...) whose value is not valid UTF-8, with the message that says so: clap
+/// would only say "invalid UTF-8 was detected in one or more arguments".
+pub fn unreadable_flag_variable() -> Option<String> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command) -> Option<String> {
+        for arg in cmd.get_arguments() {
+            let Some(name) = arg.get_env() else { continue };
+            if let Some(value) = std::env::var_os(name).filter(|v| v.to_str().is_none()) {
+                return Some(format!(
+                    "the environment variable {} (read as --{}) is not valid UTF-8: {:?}",
+                    name.to_string_lossy(),
+                    arg.get_long().unwrap_or_default(),
+                    value
+                ));
+            }
+        }
+        cmd.get_subcommands().find_map(walk)
+    }
+    walk(&Cli::command())
 }

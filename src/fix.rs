@@ -8,12 +8,21 @@
 //! the output shows as it comes) and under a deadline; the first failure stops the run. Then the
 //! caller judges the machine again and reports.
 //!
+//! Only the fixes of built-in rules, and of rule files the user trusts by naming them with
+//! `--trust-rules FILE`, run with `--yes`. A rule file a repository brings (named in its
+//! gpu-doctor.toml, or with `--rules`) is data for judging: its fix commands are shown, never
+//! run, since anyone who can commit to the repository could write them. Every command is shown
+//! with its control characters written out ([`crate::report::visible`]), so an escape sequence
+//! cannot hide what would run.
+//!
 //! Some commands are never run for the user, even with `--yes`: those that only change the
 //! shell they run in (`export`, `unset`, `source`, `cd`, `$env:X = ...`, `Remove-Item Env:`) do
 //! nothing in a child shell, so they are printed for the user's own shell; and a reboot is left
 //! to the user to time.
 
+use crate::report::visible;
 use crate::rules::Finding;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 use std::process::{Child, Command, ExitStatus};
@@ -62,6 +71,8 @@ pub enum Action {
     YourShell,
     /// It restarts the machine: left to the user.
     Reboot,
+    /// It comes from a rule file the user has not trusted (`--trust-rules`): shown, not run.
+    Untrusted,
 }
 
 /// One command of the plan and the findings it fixes.
@@ -71,11 +82,19 @@ pub struct Step {
     pub action: Action,
     /// "rule-id: title" of each finding this command fixes (several GPUs may share one).
     pub fixes: Vec<String>,
+    /// The untrusted rule file the command comes from, for [`Action::Untrusted`].
+    pub source: Option<String>,
 }
 
 /// The commands for `findings` in `shell`, one step per distinct command, in report order.
-/// `only` limits it to those rule ids (all findings when empty).
-pub fn plan(findings: &[Finding], only: &[String], shell: Shell) -> Vec<Step> {
+/// `only` limits it to those rule ids (all findings when empty). `untrusted` maps the id of each
+/// rule whose fix must not run to its file.
+pub fn plan(
+    findings: &[Finding],
+    only: &[String],
+    shell: Shell,
+    untrusted: &BTreeMap<String, String>,
+) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let wanted = |f: &Finding| only.is_empty() || only.contains(&f.rule);
     for finding in findings.iter().filter(|f| wanted(f)) {
@@ -86,12 +105,24 @@ pub fn plan(findings: &[Finding], only: &[String], shell: Shell) -> Vec<Step> {
             Some(s) => format!("{}: {} ({s})", finding.rule, finding.title),
             None => format!("{}: {}", finding.rule, finding.title),
         };
+        let source = untrusted.get(&finding.rule).cloned();
         match steps.iter_mut().find(|s| s.command == command) {
-            Some(step) => step.fixes.push(what),
+            // The same command as a trusted rule's: it may run.
+            Some(step) => {
+                step.fixes.push(what);
+                if source.is_none() && step.action == Action::Untrusted {
+                    step.action = action(command, shell);
+                    step.source = None;
+                }
+            }
             None => steps.push(Step {
                 command: command.to_string(),
-                action: action(command, shell),
+                action: match source {
+                    Some(_) => Action::Untrusted,
+                    None => action(command, shell),
+                },
                 fixes: vec![what],
+                source,
             }),
         }
     }
@@ -138,11 +169,23 @@ pub fn render_plan(steps: &[Step], shell: Shell, will_run: bool) -> String {
     }
     for step in steps {
         for what in &step.fixes {
-            let _ = writeln!(out, "• {what}");
+            let _ = writeln!(out, "• {}", visible(what));
         }
-        let _ = writeln!(out, "  $ {}", step.command);
+        for line in step.command.split('\n') {
+            let _ = writeln!(out, "  $ {}", visible(line));
+        }
         match step.action {
             Action::Run => {}
+            Action::Untrusted => {
+                let file = step.source.as_deref().unwrap_or("a rule file");
+                let _ = writeln!(
+                    out,
+                    "    (from {}, which you have not trusted: --yes does not run it; read the \
+                     file, then run it yourself or pass --trust-rules {})",
+                    visible(file),
+                    visible(file)
+                );
+            }
             Action::YourShell => {
                 out.push_str("    (changes only the shell it runs in: run it in your own shell)\n")
             }
@@ -199,7 +242,7 @@ pub fn run_plan(
 ) -> Outcome {
     let mut ran = 0;
     for step in steps.iter().filter(|s| s.action == Action::Run) {
-        let _ = writeln!(log, "gpu-doctor: running: {}", step.command);
+        let _ = writeln!(log, "gpu-doctor: running: {}", visible(&step.command));
         let _ = log.flush();
         match run_one(&step.command, shell, deadline) {
             Ok(()) => ran += 1,
@@ -303,13 +346,18 @@ mod tests {
             finding("pm-off", Some("GPU 1"), "sudo nvidia-smi -pm 1"),
             finding("other", None, "true"),
         ];
-        let steps = plan(&findings, &[], Shell::Bash);
+        let steps = plan(&findings, &[], Shell::Bash, &BTreeMap::new());
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].fixes.len(), 2);
-        let only = plan(&findings, &["other".to_string()], Shell::Bash);
+        let only = plan(
+            &findings,
+            &["other".to_string()],
+            Shell::Bash,
+            &BTreeMap::new(),
+        );
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].command, "true");
-        assert!(plan(&findings, &[], Shell::PowerShell).is_empty());
+        assert!(plan(&findings, &[], Shell::PowerShell, &BTreeMap::new()).is_empty());
     }
 
     #[test]
@@ -351,6 +399,7 @@ mod tests {
             ],
             &[],
             Shell::Bash,
+            &BTreeMap::new(),
         );
         let mut log = Vec::new();
         let outcome = run_plan(&steps, Shell::Bash, Duration::from_secs(30), &mut log);
@@ -366,7 +415,12 @@ mod tests {
 
     #[test]
     fn a_command_past_its_deadline_is_stopped() {
-        let steps = plan(&[finding("slow", None, "sleep 30")], &[], Shell::Bash);
+        let steps = plan(
+            &[finding("slow", None, "sleep 30")],
+            &[],
+            Shell::Bash,
+            &BTreeMap::new(),
+        );
         let start = Instant::now();
         let outcome = run_plan(
             &steps,

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod facts;
+pub mod files;
 pub mod fix;
 pub mod fleet;
 #[doc(hidden)]

@@ -6,7 +6,19 @@ use gpu_doctor::{app, cli::Cli, signals};
 
 fn main() {
     // clap exits with 2 on a bad flag and 0 for --help/--version, as docs/exit-codes.md says.
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // A flag's environment variable that is not UTF-8: name it (clap does not).
+        let variable = (e.kind() == clap::error::ErrorKind::InvalidUtf8)
+            .then(gpu_doctor::cli::unreadable_flag_variable)
+            .flatten();
+        match variable {
+            Some(why) => {
+                eprintln!("gpu-doctor: {why}");
+                std::process::exit(app::EXIT_NO_VERDICT)
+            }
+            None => e.exit(),
+        }
+    });
     // On SIGINT/SIGTERM: end the child processes, remove temporary files, exit 130/143.
     if let Err(e) = signals::install() {
         eprintln!("gpu-doctor: warning: cannot handle interrupts ({e}); Ctrl-C may leave child processes running");

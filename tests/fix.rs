@@ -115,7 +115,15 @@ fn without_yes_nothing_runs() {
 #[test]
 fn with_yes_the_fix_runs_with_every_value_intact_then_the_machine_is_checked_again() {
     let s = setup();
-    let out = fix(&s, &["copy-the-value", "--yes"]);
+    let out = fix(
+        &s,
+        &[
+            "copy-the-value",
+            "--yes",
+            "--trust-rules",
+            s.rules.to_str().unwrap(),
+        ],
+    );
     // The rule still holds after its fix (its condition reads the environment), so the second
     // check says not ready: what matters is that it ran once, exactly, and the check ran again.
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -179,7 +187,15 @@ fn a_failing_fix_is_reported_and_stops_the_run() {
         out: s.dir.path().join("no such folder").join("f"),
         ..s
     };
-    let out = fix(&s, &["copy-the-value", "--yes"]);
+    let out = fix(
+        &s,
+        &[
+            "copy-the-value",
+            "--yes",
+            "--trust-rules",
+            s.rules.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains("failed: it ended with exit code 1"),

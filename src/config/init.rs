@@ -146,38 +146,24 @@ fn advice_for(name: &str, path: &Path) -> String {
 
 /// Write every target through a temporary file beside it; rename only when all are written.
 fn write_all(dir: &Path, targets: &[&Target]) -> Result<(), InitError> {
-    let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| {
-        for t in targets {
-            let path = dir.join(t.path);
-            let parent = path.parent().unwrap_or(dir);
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-            let tmp = parent.join(format!(
-                ".{}.{}.tmp",
-                path.file_name().unwrap_or_default().to_string_lossy(),
-                std::process::id()
-            ));
-            let mut file = crate::signals::create_temp(&tmp, std::fs::File::create)
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            temps.push((tmp.clone(), path.clone()));
-            file.write_all(t.text.as_bytes())
-                .and_then(|_| file.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        for (tmp, _) in &temps {
-            let _ = std::fs::remove_file(tmp);
-            crate::signals::forget_temp(tmp);
-        }
-        return Err(InitError::Io(e));
+    let mut staged: Vec<(crate::files::Staged, PathBuf)> = Vec::new();
+    for t in targets {
+        let path = dir.join(t.path);
+        let parent = path.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| InitError::Io(format!("cannot create {}: {e}", parent.display())))?;
+        // Dropped on an error: the files staged so far are removed.
+        let mut file = crate::files::Staged::create(&path)
+            .and_then(|mut f| f.file().write_all(t.text.as_bytes()).map(|_| f))
+            .map_err(|e| InitError::Io(format!("cannot write {}: {e}", path.display())))?;
+        file.file()
+            .sync_all()
+            .map_err(|e| InitError::Io(format!("cannot write {}: {e}", path.display())))?;
+        staged.push((file, path));
     }
-    for (tmp, path) in &temps {
-        let renamed = std::fs::rename(tmp, path);
-        crate::signals::forget_temp(tmp);
-        renamed.map_err(|e| InitError::Io(format!("cannot write {}: {e}", path.display())))?;
+    for (file, path) in staged {
+        file.commit(false)
+            .map_err(|e| InitError::Io(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }

@@ -13,7 +13,6 @@ use super::{pad, GgmlType, DEFAULT_ALIGNMENT, MAGIC, VERSION};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Head sizes with CUDA FlashAttention kernels (fattn.cu); others may fall back to the CPU.
 pub const CUDA_HEAD_SIZES: &[u32] = &[64, 80, 96, 112, 128, 256];
@@ -381,6 +380,16 @@ pub fn f32_to_f16(x: f32) -> u16 {
 
 /// Write the model to `out`; returns the bytes written.
 pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
+    write_edited(params, |_| {}, out)
+}
+
+/// [`write_to`] with the metadata changed by `edit` first: tests write odd or hostile metadata
+/// with it (an architecture string holding an escape sequence, say).
+pub fn write_edited(
+    params: &ModelParams,
+    edit: impl FnOnce(&mut Vec<(String, Value)>),
+    out: &mut impl Write,
+) -> io::Result<u64> {
     params
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -388,7 +397,9 @@ pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
         inner: out,
         written: 0,
     };
-    let tensors = write_header(params, &mut w)?;
+    let mut metadata = params.metadata();
+    edit(&mut metadata);
+    let tensors = write_header(params, &metadata, &mut w)?;
     let mut rng = SplitMix64(params.seed);
     let mut scratch = Vec::new();
     let table = f16_table();
@@ -404,15 +415,15 @@ pub fn write_to(params: &ModelParams, out: &mut impl Write) -> io::Result<u64> {
 /// order. The tensor data start right after.
 fn write_header<W: Write>(
     params: &ModelParams,
+    metadata: &[(String, Value)],
     w: &mut Counting<'_, W>,
 ) -> io::Result<Vec<TensorSpec>> {
-    let metadata = params.metadata();
     let tensors = params.tensors();
     w.write_all(&MAGIC)?;
     w.write_all(&VERSION.to_le_bytes())?;
     w.write_all(&(tensors.len() as i64).to_le_bytes())?;
     w.write_all(&(metadata.len() as i64).to_le_bytes())?;
-    for (key, value) in &metadata {
+    for (key, value) in metadata {
         write_string(w, key)?;
         w.write_all(&(value.value_type() as i32).to_le_bytes())?;
         write_value(w, value)?;
@@ -555,26 +566,15 @@ pub fn write_cached(params: &ModelParams, dir: &Path) -> Result<PathBuf, GgufErr
         return Ok(path);
     }
     fs::create_dir_all(dir).map_err(io_err)?;
-    // Unique per process and call, so concurrent writers never share a temporary file.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        params.file_name(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    // Recorded while it exists, so that an interrupt removes it (crate::signals).
-    let result = crate::signals::create_temp(&tmp, File::create).and_then(|f| {
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+    let write = || {
+        let mut staged = crate::files::Staged::create(&path)?;
+        let mut w = BufWriter::with_capacity(1 << 20, staged.file());
         write_to(params, &mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, &path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    crate::signals::forget_temp(&tmp);
-    result.map_err(io_err)?;
+        w.flush()?;
+        drop(w);
+        staged.commit(true)
+    };
+    write().map_err(io_err)?;
     Ok(path)
 }
 
@@ -604,23 +604,12 @@ pub fn write_zeros_cached(params: &ModelParams, dir: &Path) -> Result<(PathBuf, 
         return Ok((path, false));
     }
     fs::create_dir_all(dir).map_err(io_err)?;
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        zeros_file_name(params),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = crate::signals::create_temp(&tmp, File::create).and_then(|mut f| {
-        write_zeros(params, &mut f)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    crate::signals::forget_temp(&tmp);
-    result.map_err(io_err)?;
+    let write = || {
+        let mut staged = crate::files::Staged::create(&path)?;
+        write_zeros(params, staged.file())?;
+        staged.commit(true)
+    };
+    write().map_err(io_err)?;
     Ok((path, true))
 }
 
@@ -630,6 +619,7 @@ fn write_zeros(params: &ModelParams, f: &mut File) -> io::Result<u64> {
     let mut header = Vec::new();
     let tensors = write_header(
         params,
+        &params.metadata(),
         &mut Counting {
             inner: &mut header,
             written: 0,

@@ -89,7 +89,7 @@ pub fn probe(ctx: &ProbeContext) -> Probed<CudaFacts> {
     let mut cmd = Command::new(&exe);
     cmd.args(["__probe", "cuda", "--profile", ctx.profile.as_str()])
         .env_clear()
-        .envs(&ctx.env)
+        .envs(crate::probe::child_environment(&ctx.env))
         .env(LIBRARY_HINT_VAR, &library);
     // Kept alive until the child has ended; removed on drop.
     let alias = AliasDir::create(&library);

@@ -18,7 +18,9 @@ pub mod toolkit;
 
 use crate::facts::{Facts, ProbeStatus};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// How much work a check does. See design.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -46,6 +48,8 @@ impl Profile {
 #[derive(Debug, Clone)]
 pub struct ProbeContext {
     pub profile: Profile,
+    /// The environment as text: see [`process_environment`]. Child processes get it through
+    /// [`child_environment`], which restores the exact bytes of the variables read lossily.
     pub env: BTreeMap<String, String>,
     pub fs_root: PathBuf,
 }
@@ -54,7 +58,7 @@ impl ProbeContext {
     pub fn from_process(profile: Profile) -> ProbeContext {
         ProbeContext {
             profile,
-            env: std::env::vars().collect(),
+            env: process_environment(),
             fs_root: PathBuf::from("/"),
         }
     }
@@ -72,6 +76,44 @@ impl ProbeContext {
     pub fn sys_path(&self, absolute: &str) -> PathBuf {
         self.fs_root.join(absolute.trim_start_matches('/'))
     }
+}
+
+/// Variables of this process that are not valid UTF-8, by their lossy name and value.
+static NOT_UTF8: OnceLock<BTreeMap<(String, String), (OsString, OsString)>> = OnceLock::new();
+
+/// This process's environment as text. A name or value that is not valid UTF-8 (bash sets
+/// OLDPWD to a folder named in Latin-1, say) is kept with its invalid bytes replaced by U+FFFD:
+/// it is shown that way in the facts, and never stops the run (`std::env::vars` panics on it).
+pub fn process_environment() -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut not_utf8 = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let text = (
+            name.to_string_lossy().into_owned(),
+            value.to_string_lossy().into_owned(),
+        );
+        if name.to_str().is_none() || value.to_str().is_none() {
+            not_utf8.insert(text.clone(), (name, value));
+        }
+        env.insert(text.0, text.1);
+    }
+    let _ = NOT_UTF8.set(not_utf8);
+    env
+}
+
+/// The environment to give a child process started with `env_clear`: `env` as it is, except
+/// that a variable [`process_environment`] read lossily, and still holds that lossy value, goes
+/// to the child with its exact bytes.
+pub fn child_environment(env: &BTreeMap<String, String>) -> Vec<(OsString, OsString)> {
+    let exact = NOT_UTF8.get();
+    env.iter()
+        .map(
+            |(name, value)| match exact.and_then(|m| m.get(&(name.clone(), value.clone()))) {
+                Some(raw) => raw.clone(),
+                None => (name.into(), value.into()),
+            },
+        )
+        .collect()
 }
 
 /// What a probe hands back: its section of facts plus how it ended.

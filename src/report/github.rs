@@ -40,6 +40,14 @@ fn annotations(input: &ReportInput) -> String {
         out.push_str(&annotation(f));
         out.push('\n');
     }
+    for o in super::overrides(input.rules) {
+        let _ = writeln!(
+            out,
+            "::warning title=gpu-doctor: {}::{}",
+            escape_property(&o.rule),
+            escape_data(&o.text())
+        );
+    }
     let v = input.verdict;
     let _ = writeln!(
         out,
@@ -103,9 +111,12 @@ fn message(f: &Finding) -> String {
 
 /// Escaping for a command's message (@actions/core `escapeData`).
 pub(super) fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
+    let escaped = s
+        .replace('%', "%25")
         .replace('\r', "%0D")
-        .replace('\n', "%0A")
+        .replace('\n', "%0A");
+    // Every other control character is written out.
+    super::visible(&escaped).into_owned()
 }
 
 /// Escaping for a property value (@actions/core `escapeProperty`).

@@ -6,7 +6,7 @@
 //! terminal (owo-colors decides; NO_COLOR and --color are applied before rendering); plain
 //! ASCII glyphs when the locale is not UTF-8.
 
-use super::ReportInput;
+use super::{visible, ReportInput};
 use crate::facts::{Facts, ProbeOutcome, ProbeStatus};
 use crate::knowledge::derive::{Derived, MatrixRow};
 use crate::rules::{Finding, Severity};
@@ -145,7 +145,7 @@ pub fn render(input: &ReportInput) -> String {
         let mut line = format!(
             "{} {}",
             status_box(outcome, present, &shown, glyphs),
-            (section.headline)(facts, input.derived)
+            visible(&(section.headline)(facts, input.derived))
         );
         if input.verbose {
             if let Some(o) = outcome.filter(|o| o.status != ProbeStatus::Skipped) {
@@ -158,10 +158,10 @@ pub fn render(input: &ReportInput) -> String {
             // Table rows (the environment matrix) carry their own layout: no bullet.
             match detail.strip_prefix(TABLE_ROW) {
                 Some(row) => {
-                    let _ = writeln!(out, "      {row}");
+                    let _ = writeln!(out, "      {}", visible(row));
                 }
                 None => {
-                    let _ = writeln!(out, "    {} {detail}", glyphs.bullet);
+                    let _ = writeln!(out, "    {} {}", glyphs.bullet, visible(&detail));
                 }
             }
         }
@@ -183,6 +183,9 @@ pub fn render(input: &ReportInput) -> String {
         if findings.iter().any(|f| f.severity >= Severity::Warn) {
             categories_with_issues += 1;
         }
+    }
+    for o in super::overrides(input.rules) {
+        let _ = writeln!(out, "    ~ {}", visible(&o.text()));
     }
     out.push('\n');
     out.push_str(&summary_line(input, categories_with_issues, glyphs));
@@ -235,13 +238,17 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
         Severity::Warn => paint("!", Severity::Warn),
         Severity::Info => g.bullet.to_string(),
     };
-    let _ = writeln!(out, "    {mark} {}", f.title);
-    for line in f.explain.lines().flat_map(|l| wrap(l, WRAP_WIDTH)) {
+    let _ = writeln!(out, "    {mark} {}", visible(&f.title));
+    for line in f
+        .explain
+        .split('\n')
+        .flat_map(|l| wrap(&visible(l), WRAP_WIDTH))
+    {
         let _ = writeln!(out, "      {line}");
     }
     if verbose {
         for e in &f.evidence {
-            let _ = writeln!(out, "      evidence: {e}");
+            let _ = writeln!(out, "      evidence: {}", visible(e));
         }
         let _ = writeln!(
             out,
@@ -260,17 +267,17 @@ fn write_finding(out: &mut String, f: &Finding, g: Glyphs, powershell: bool, ver
         (fix.bash.as_deref(), fix.powershell.as_deref(), "PowerShell")
     };
     if let Some(cmd) = own {
-        for line in cmd.lines() {
+        for line in cmd.split('\n') {
             let _ = writeln!(
                 out,
                 "      {} {}",
                 g.fix,
-                line.if_supports_color(Stream::Stdout, |t| t.bold())
+                visible(line).if_supports_color(Stream::Stdout, |t| t.bold())
             );
         }
     }
     if let (true, Some(other)) = (verbose, other) {
-        let _ = writeln!(out, "      ({other_name}: {other})");
+        let _ = writeln!(out, "      ({other_name}: {})", visible(other));
     }
     write_consequences(out, f, g);
 }
@@ -295,7 +302,8 @@ fn write_waived(out: &mut String, w: &super::Waived) {
     let _ = writeln!(
         out,
         "    ~ waived until {}: {}",
-        w.waiver.expires, w.finding.title
+        w.waiver.expires,
+        visible(&w.finding.title)
     );
     let owner = w
         .waiver
@@ -304,7 +312,7 @@ fn write_waived(out: &mut String, w: &super::Waived) {
         .map(|o| format!(", {o}"))
         .unwrap_or_default();
     let reason = format!("reason: {} ({}{owner})", w.waiver.reason, w.waiver.source);
-    for line in wrap(&reason, WRAP_WIDTH) {
+    for line in wrap(&visible(&reason), WRAP_WIDTH) {
         let _ = writeln!(out, "      {line}");
     }
 }

@@ -20,6 +20,8 @@ struct Document<'a> {
     environments: &'a [crate::knowledge::derive::MatrixRow],
     /// Findings the configuration waives, each with its waiver; not counted in the verdict.
     waived: &'a [super::Waived],
+    /// Built-in rules that a rule file replaced (`override = true`).
+    overrides: Vec<super::Override>,
     /// The configuration file used, if any.
     config: Option<&'a str>,
     facts: &'a crate::facts::Facts,
@@ -33,6 +35,7 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
         findings: input.findings,
         environments: &input.derived.python.matrix,
         waived: input.waived,
+        overrides: super::overrides(input.rules),
         config: input.config,
         facts: input.facts,
     };

@@ -98,8 +98,12 @@ fn properties(out: &mut String, input: &ReportInput) {
         ("ready", v.ready.to_string()),
         ("exit_code", v.exit_code.to_string()),
     ];
+    let overrides = super::overrides(input.rules)
+        .iter()
+        .map(|o| ("gpu-doctor.override", o.text()))
+        .collect::<Vec<_>>();
     out.push_str("    <properties>\n");
-    for (name, value) in props {
+    for (name, value) in props.into_iter().chain(overrides) {
         let _ = writeln!(
             out,
             "      <property name=\"{}\" value=\"{}\"/>",

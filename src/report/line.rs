@@ -14,6 +14,13 @@ pub const MAX_BYTES: usize = 80;
 
 pub fn render(input: &ReportInput) -> String {
     let mut line = verdict_line(input);
+    let overrides = super::overrides(input.rules).len();
+    if overrides > 0 {
+        line = fit(
+            &line,
+            &format!(" ({overrides} built-in rule(s) overridden)"),
+        );
+    }
     line.push('\n');
     line
 }

@@ -55,6 +55,9 @@ fn heading(input: &ReportInput) -> String {
         v.fail_on,
         v.exit_code,
     );
+    for o in super::overrides(input.rules) {
+        let _ = writeln!(out, "\n> {}", inline(&o.text()));
+    }
     out
 }
 
@@ -126,8 +129,8 @@ fn fence(out: &mut String, lang: &str, code: &str) {
     let longest = longest_run(code, '`');
     let ticks = "`".repeat(longest.max(2) + 1);
     let _ = writeln!(out, "  {ticks}{lang}");
-    for line in code.lines() {
-        let _ = writeln!(out, "  {line}");
+    for line in code.split('\n') {
+        let _ = writeln!(out, "  {}", super::visible(line));
     }
     let _ = writeln!(out, "  {ticks}");
 }
@@ -152,7 +155,7 @@ pub(super) fn inline(s: &str) -> String {
                 out.push(c);
             }
             '\r' | '\n' => out.push(' '),
-            c if c.is_control() => {}
+            c if c.is_control() => out.push_str(&super::visible(&c.to_string())),
             _ => out.push(c),
         }
     }

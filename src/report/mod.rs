@@ -13,6 +13,7 @@ mod line;
 mod markdown;
 mod prom;
 mod sarif;
+mod visible;
 
 use crate::app::AppError;
 use crate::cli::{FailOn, Format};
@@ -21,6 +22,7 @@ use crate::rules::{Finding, Rule, RuleSet, Severity};
 use serde::Serialize;
 
 pub use prom::write_atomic;
+pub use visible::visible;
 
 /// Everything a renderer may use.
 pub struct ReportInput<'a> {
@@ -63,8 +65,9 @@ pub(crate) fn waived_text(waived: &[&Waived]) -> String {
         .join("; ")
 }
 
-/// The findings a finding causes, one line each ("title (rule on subject)"), for the formats
-/// that show them inside their cause's text. They are not counted on their own.
+/// The findings a finding causes, one line each ("title (rule on subject)", control characters
+/// escaped), for the formats that show them inside their cause's text. They are not counted on
+/// their own.
 pub(crate) fn consequence_lines(f: &Finding) -> Vec<String> {
     f.consequences
         .iter()
@@ -72,11 +75,49 @@ pub(crate) fn consequence_lines(f: &Finding) -> Vec<String> {
             Some(s) => format!("{} ({} on {s})", c.title, c.rule),
             None => format!("{} ({})", c.title, c.rule),
         })
+        // Titles and subjects carry machine and repository text (venv names, paths).
+        .map(|line| visible(&line).into_owned())
         .collect()
 }
 
 /// The heading of those lines.
 pub(crate) const CONSEQUENCES_HEADING: &str = "Caused by this (fix this first; not counted again):";
+
+/// A built-in rule that a rule file replaced with `override = true`: shown in every format,
+/// like a waiver, since it can silence what the built-in rule would find.
+#[derive(Debug, Clone, Serialize)]
+pub struct Override {
+    pub rule: String,
+    /// Where the built-in rule is defined: "rules/core.toml:12".
+    pub builtin: String,
+    /// Where the rule that replaces it is: "ci/rules.toml:3".
+    pub by: String,
+}
+
+impl Override {
+    /// "built-in rule `id` (rules/core.toml:12) is replaced by ci/rules.toml:3 (override = true)".
+    pub fn text(&self) -> String {
+        format!(
+            "built-in rule `{}` ({}) is replaced by {} (override = true)",
+            self.rule, self.builtin, self.by
+        )
+    }
+}
+
+/// Every built-in rule that a rule file replaced.
+pub fn overrides(rules: &RuleSet) -> Vec<Override> {
+    rules
+        .rules()
+        .iter()
+        .filter_map(|r| {
+            Some(Override {
+                rule: r.id.clone(),
+                builtin: r.replaces.clone()?,
+                by: format!("{}:{}", r.source, r.line),
+            })
+        })
+        .collect()
+}
 
 /// What a waived finding shows of its waiver.
 #[derive(Debug, Clone, Serialize)]
@@ -214,10 +255,11 @@ pub fn model_report(
         v.map(|v| v.to_string())
             .unwrap_or_else(|| "unknown".to_string())
     };
-    let mut out = format!("Model {}\n", m.path.display());
+    // The path and the architecture come from the machine and the file: shown, not obeyed.
+    let mut out = format!("Model {}\n", visible(&m.path.display().to_string()));
     out.push_str(&format!(
         "  architecture {}, {} layers, context {}, embedding {}, {} heads ({} KV heads)\n",
-        m.architecture.as_deref().unwrap_or("unknown"),
+        visible(m.architecture.as_deref().unwrap_or("unknown")),
         opt(m.block_count),
         opt(m.context_length),
         opt(m.embedding_length),
@@ -233,7 +275,7 @@ pub fn model_report(
     ));
     match (free, fit) {
         (Ok(source), Some(f)) => {
-            out.push_str(&format!("Free GPU memory: {source}\n"));
+            out.push_str(&format!("Free GPU memory: {}\n", visible(source)));
             out.push_str(&format!(
                 "  context {} with a {} KV cache: {} MiB of KV per layer, compute buffer ~{}, reserve {}\n",
                 f.n_ctx,

@@ -15,7 +15,6 @@ use crate::facts::{Facts, Gpu};
 use crate::rules::{Finding, Severity};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 /// One metric family being written: name, help, type, then samples.
@@ -256,34 +255,11 @@ fn escape_help(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-/// Replace `path` with `text` atomically: write a temp file in the same directory (named so
-/// that the textfile collector, which reads only `*.prom`, ignores it), flush it to disk, then
-/// rename it over `path`. A reader sees the old file or the new one, never half of one.
+/// Replace `path` with `text` atomically ([`crate::files::write_atomic`], flushed to disk); the
+/// temporary file's name starts with a dot and ends with `.tmp`, so the textfile collector,
+/// which reads only `*.prom`, ignores it.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the output path names no file"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    // Recorded while it exists, so that an interrupt removes it (crate::signals).
-    let result = (|| {
-        let mut file = crate::signals::create_temp(&tmp, std::fs::File::create)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    crate::signals::forget_temp(&tmp);
-    result
+    crate::files::write_atomic(path, text.as_bytes(), true)
 }
 
 #[cfg(test)]

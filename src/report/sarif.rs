@@ -40,6 +40,7 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
                 "ready": input.verdict.ready,
                 "failOn": input.verdict.fail_on,
                 "profile": input.facts.profile,
+                "overrides": super::overrides(input.rules),
             },
         }],
     });

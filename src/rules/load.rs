@@ -601,6 +601,8 @@ impl<'a> Loader<'a> {
             fix_powershell_alternatives: fix_powershell,
             fix_none: body.fix_none.map(|f| f.value),
             source: self.file.name.to_string(),
+            builtin: !self.user,
+            replaces: None,
             line,
             compiled: Arc::new(compiled),
         })

@@ -239,6 +239,12 @@ pub struct Rule {
     pub source: String,
     /// The line of its `id` in that file.
     pub line: usize,
+    /// Built into gpu-doctor (not from a user's or repository's file): its fixes run with
+    /// `fix --yes`.
+    pub builtin: bool,
+    /// Where the built-in rule that this one replaces (`override = true`) is defined:
+    /// "rules/core.toml:12". Reports show it like a waiver.
+    pub replaces: Option<String>,
     pub(crate) compiled: Arc<load::Compiled>,
 }
 
@@ -326,7 +332,14 @@ impl RuleSet {
     fn add(&mut self, loaded: Vec<Rule>) {
         for rule in loaded {
             match self.rules.iter_mut().find(|r| r.id == rule.id) {
-                Some(slot) => *slot = rule,
+                Some(slot) => {
+                    let replaces = match slot.builtin {
+                        true => Some(format!("{}:{}", slot.source, slot.line)),
+                        false => slot.replaces.take(),
+                    };
+                    *slot = rule;
+                    slot.replaces = replaces;
+                }
                 None => self.rules.push(rule),
             }
         }

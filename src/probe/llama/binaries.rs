@@ -123,7 +123,7 @@ fn run(
     cmd.args(args)
         .current_dir(job.cwd)
         .env_clear()
-        .envs(job.env)
+        .envs(crate::probe::child_environment(job.env))
         .env("GGML_NO_BACKTRACE", "1");
     process::run(&mut cmd, deadline, MAX_OUTPUT)
         .map_err(|e| format!("{} could not be started: {e}", program.display()))

@@ -214,7 +214,7 @@ pub fn run_engine_in(
     let mut cmd = Command::new(&exe);
     cmd.args(["__probe", "llama-engine"])
         .env_clear()
-        .envs(&ctx.env)
+        .envs(crate::probe::child_environment(&ctx.env))
         .env(REQUEST_VAR, json)
         // ggml_abort otherwise forks gdb to print a backtrace: slow, and it buries the
         // assertion message under the stderr tail.

@@ -82,7 +82,7 @@ pub fn prove_env(env: &PythonEnv, opts: &ProofOptions, cwd: &Path) -> LlamaStack
         .args(script_args(opts))
         .current_dir(cwd)
         .env_clear()
-        .envs(&opts.env)
+        .envs(crate::probe::child_environment(&opts.env))
         .env("PYTHONDONTWRITEBYTECODE", "1");
     let mut stack = match process::run(&mut cmd, opts.deadline, MAX_OUTPUT) {
         Ok(out) => {

@@ -41,9 +41,8 @@ use crate::facts::python::{LiveCached, LiveProbe, PythonEnv};
 use crate::probe::{driver, loader, ProbeContext};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Names the cache folder (tests, CI, a shared machine).
@@ -586,23 +585,10 @@ fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
     (bytes.len() as u64 <= max).then_some(bytes)
 }
 
-/// Write to a temporary file beside `path`, then rename it over `path`: a reader sees the old
-/// file or the new one, never half of one. No fsync: a file torn by a power cut is ignored
-/// like any other corrupt entry.
+/// Write the entry whole ([`crate::files::write_atomic`]). No fsync: a file torn by a power
+/// cut is ignored like any other corrupt entry.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|_| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::files::write_atomic(path, bytes, false)
 }
 
 /// Keep the `keep` most recently written entries; also remove temporary files left by a run
@@ -619,7 +605,8 @@ fn prune(dir: &Path, keep: usize) {
             continue;
         };
         let name = item.file_name().to_string_lossy().into_owned();
-        if name.contains(".tmp-") {
+        // `.tmp-` ends the temporary files of earlier versions.
+        if crate::files::is_temporary_name(&name) || name.contains(".tmp-") {
             if modified < hour_ago {
                 let _ = fs::remove_file(&path);
             }
@@ -808,7 +795,7 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
-        let stale = dir.path().join("x.tmp-1-0");
+        let stale = dir.path().join(".x.json.1.0.tmp");
         fs::write(&stale, "").unwrap();
         fs::File::options()
             .write(true)
@@ -816,7 +803,7 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(7200))
             .unwrap();
-        let fresh = dir.path().join("y.tmp-1-1");
+        let fresh = dir.path().join(".y.json.1.1.tmp");
         fs::write(&fresh, "").unwrap();
         prune(dir.path(), 3);
         let mut left: Vec<String> = fs::read_dir(dir.path())
@@ -824,7 +811,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["2.json", "3.json", "4.json", "y.tmp-1-1"]);
+        assert_eq!(left, [".y.json.1.1.tmp", "2.json", "3.json", "4.json"]);
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub fn probe_env(env: &PythonEnv, opts: &LiveOptions, cwd: &Path, deadline: Dura
         .args(script_args(env, opts, deadline))
         .current_dir(cwd)
         .env_clear()
-        .envs(&opts.env)
+        .envs(crate::probe::child_environment(&opts.env))
         // Ignored under -I and -E (hence -B too); set for interpreters that read it anyway.
         .env("PYTHONDONTWRITEBYTECODE", "1");
     let mut probe = match process::run(&mut cmd, deadline, opts.max_output) {
