@@ -192,9 +192,9 @@ impl Reader<'_> {
         let mut out = Vec::new();
         for s in self.string_list(entries, "rules", prefix) {
             let path = self.dir.join(&s.value);
-            if !path.is_file() {
+            if let Some(why) = not_a_rule_file(&path) {
                 let msg = format!(
-                    "rule file {} not found (relative paths are relative to {})",
+                    "rule file {} {why} (relative paths are relative to {})",
                     path.display(),
                     self.dir.display()
                 );
@@ -379,4 +379,30 @@ fn parse_fail_on(s: &str) -> Option<FailOn> {
         "never" => Some(FailOn::Never),
         _ => None,
     }
+}
+
+/// Why `path` cannot be a rule file, in words: missing, or something other than a regular file
+/// (a folder, a FIFO that would never answer, a device such as `/dev/zero`). Symlinks are
+/// followed: what they point at is what would be read.
+fn not_a_rule_file(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some("not found".into()),
+        Err(e) => return Some(format!("cannot be read: {e}")),
+        Ok(meta) => meta.file_type(),
+    };
+    let what = if kind.is_file() {
+        return None;
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "something other than a regular file"
+    };
+    Some(format!("is {what}, not a rule file (a regular TOML file)"))
 }

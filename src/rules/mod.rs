@@ -248,6 +248,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub struct RuleSet {
     rules: Vec<Rule>,
     env: Arc<cel::Env>,
+    /// What the user's rule files have taken of [`limits::TotalBudget`] so far.
+    spent: limits::Spent,
 }
 
 impl fmt::Debug for RuleSet {
@@ -270,6 +272,7 @@ impl RuleSet {
         RuleSet {
             rules: Vec::new(),
             env: Arc::new(cel::Env::stdlib()),
+            spent: limits::Spent::default(),
         }
     }
 
@@ -299,11 +302,19 @@ impl RuleSet {
     }
 
     /// Add the rules of a user's rule file. A rule whose id is already loaded is an error,
-    /// unless the rule says `override = true`, which replaces the loaded rule.
+    /// unless the rule says `override = true`, which replaces the loaded rule. The files loaded
+    /// this way share one budget ([`limits::MAX_RULE_FILES`], [`limits::MAX_TOTAL_RULE_BYTES`],
+    /// [`limits::MAX_TOTAL_COST`]); the file that crosses it is refused, by name.
     pub fn load_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let name = path.display().to_string();
+        let over = |why: String| LoadError::file(&name, why);
+        self.spent.add_file().map_err(over)?;
         let text = limits::read_rule_file(path).map_err(|e| LoadError::file(&name, e))?;
-        self.load_str(&name, &text)
+        self.spent.add_bytes(text.len()).map_err(over)?;
+        let (loaded, steps) = load::load(&name, &text, &self.env, &self.rules, true)?;
+        self.spent.add_steps(steps).map_err(over)?;
+        self.add(loaded);
+        Ok(())
     }
 
     /// Add user rules from text; `name` is used in messages. Same rules as [`Self::load_file`].
@@ -312,7 +323,7 @@ impl RuleSet {
     }
 
     fn load_pack(&mut self, name: &str, text: &str, user: bool) -> Result<(), LoadError> {
-        let loaded = load::load(name, text, &self.env, &self.rules, user)?;
+        let (loaded, _) = load::load(name, text, &self.env, &self.rules, user)?;
         self.add(loaded);
         Ok(())
     }
