@@ -502,14 +502,14 @@ pub fn read_facts(path: &Path) -> Result<Facts, AppError> {
     } else {
         path.display().to_string()
     };
-    let text = read_facts_text(path, &name)?;
-    parse_facts(&name, &text)
+    let bytes = read_facts_bytes(path, &name)?;
+    facts_from_bytes(&name, bytes)
 }
 
-/// The text of a facts file, read on a thread so that opening or reading can be given up at
+/// The bytes of a facts file (at most one more than the cap), read on a thread so that opening or reading can be given up at
 /// the deadline (opening a FIFO blocks until a writer comes). A thread left blocked ends with
 /// the process, which exits right after the error.
-fn read_facts_text(path: &Path, name: &str) -> Result<String, AppError> {
+fn read_facts_bytes(path: &Path, name: &str) -> Result<Vec<u8>, AppError> {
     let deadline = crate::probe::process::scaled(FACTS_READ_DEADLINE);
     let (tx, rx) = std::sync::mpsc::channel();
     let owned = path.to_path_buf();
@@ -519,26 +519,30 @@ fn read_facts_text(path: &Path, name: &str) -> Result<String, AppError> {
             let _ = tx.send(read_capped(&owned));
         })
         .map_err(|e| AppError::Internal(format!("cannot start the facts reader: {e}")))?;
-    let bytes = match rx.recv_timeout(deadline) {
+    match rx.recv_timeout(deadline) {
         Ok(result) => {
-            result.map_err(|e| AppError::Input(format!("cannot read facts from {name}: {e}")))?
+            result.map_err(|e| AppError::Input(format!("cannot read facts from {name}: {e}")))
         }
-        Err(_) => {
-            return Err(AppError::Input(format!(
-                "cannot read facts from {name}: nothing came within {:.0} s (a FIFO with no \
-                 writer, or a terminal?); give a facts file written by `gpu-doctor facts`",
-                deadline.as_secs_f64()
-            )))
-        }
-    };
+        Err(_) => Err(AppError::Input(format!(
+            "cannot read facts from {name}: nothing came within {:.0} s (a FIFO with no \
+             writer, or a terminal?); give a facts file written by `gpu-doctor facts`",
+            deadline.as_secs_f64()
+        ))),
+    }
+}
+
+/// Check and parse the bytes read from a facts file: at most [`MAX_FACTS_BYTES`], UTF-8 text,
+/// a Facts document ([`parse_facts`]).
+pub fn facts_from_bytes(name: &str, bytes: Vec<u8>) -> Result<Facts, AppError> {
     if bytes.len() as u64 > MAX_FACTS_BYTES {
         return Err(AppError::Input(format!(
             "{name}: not a facts file: larger than {MAX_FACTS_BYTES} bytes (facts files are tens \
              of KiB; is it a device such as /dev/zero?)"
         )));
     }
-    String::from_utf8(bytes)
-        .map_err(|e| AppError::Input(format!("{name}: not a facts file: not UTF-8 text: {e}")))
+    let text = String::from_utf8(bytes)
+        .map_err(|e| AppError::Input(format!("{name}: not a facts file: not UTF-8 text: {e}")))?;
+    parse_facts(name, &text)
 }
 
 /// Up to one byte more than [`MAX_FACTS_BYTES`] of `path` (`-`: standard input).

@@ -336,6 +336,11 @@ impl Spent {
         Ok(())
     }
 
+    /// The estimated evaluation steps counted so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// The estimated evaluation steps of the file just loaded.
     pub fn add_steps(&mut self, steps: u64) -> Result<(), String> {
         self.steps = self.steps.saturating_add(steps);

@@ -307,14 +307,36 @@ impl RuleSet {
     /// [`limits::MAX_TOTAL_COST`]); the file that crosses it is refused, by name.
     pub fn load_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let name = path.display().to_string();
-        let over = |why: String| LoadError::file(&name, why);
-        self.spent.add_file().map_err(over)?;
-        let text = limits::read_rule_file(path).map_err(|e| LoadError::file(&name, e))?;
+        let text = self
+            .spent
+            .add_file()
+            .and_then(|()| limits::read_rule_file(path))
+            .map_err(|why| LoadError::file(&name, why))?;
+        self.load_counted(&name, &text)
+    }
+
+    /// [`Self::load_file`] for a file already read (counted as one more file of the budget).
+    pub fn load_file_text(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        self.spent
+            .add_file()
+            .map_err(|why| LoadError::file(name, why))?;
+        self.load_counted(name, text)
+    }
+
+    /// Load a user's rule file whose count is taken; its bytes and cost are counted here.
+    fn load_counted(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        let over = |why: String| LoadError::file(name, why);
         self.spent.add_bytes(text.len()).map_err(over)?;
-        let (loaded, steps) = load::load(&name, &text, &self.env, &self.rules, true)?;
+        let (loaded, steps) = load::load(name, text, &self.env, &self.rules, true)?;
         self.spent.add_steps(steps).map_err(over)?;
         self.add(loaded);
         Ok(())
+    }
+
+    /// The estimated evaluation steps of the user's rule files loaded so far
+    /// ([`limits::MAX_TOTAL_COST`]): an upper bound of what evaluating them costs.
+    pub fn estimated_user_steps(&self) -> u64 {
+        self.spent.steps()
     }
 
     /// Add user rules from text; `name` is used in messages. Same rules as [`Self::load_file`].
