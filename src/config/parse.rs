@@ -61,9 +61,17 @@ pub fn parse(path: &Path, name: &str, text: &str, layout: Layout) -> Result<Conf
     let mut config = Config::empty(path, name, text, layout);
     match layout {
         Layout::Own => reader.settings(doc.get_ref(), "", &mut config),
-        Layout::Pyproject => match tool_table(doc.get_ref()) {
-            Some(table) => reader.settings(table, "tool.gpu-doctor.", &mut config),
-            None => reader.error(
+        Layout::Pyproject => match (tool_table(doc.get_ref()), tool_entry(doc.get_ref())) {
+            (Some(table), _) => reader.settings(table, "tool.gpu-doctor.", &mut config),
+            // `[tool] gpu-doctor = "yes"`: meant as configuration, so not to be ignored.
+            (None, Some(value)) => reader.error(
+                value.span().start,
+                format!(
+                    "`tool.gpu-doctor` must be a table (`[tool.gpu-doctor]`), found {}",
+                    value.get_ref().type_str()
+                ),
+            ),
+            (None, None) => reader.error(
                 0,
                 "this pyproject.toml has no [tool.gpu-doctor] table: add one, or name a gpu-doctor.toml",
             ),
@@ -76,6 +84,14 @@ pub fn parse(path: &Path, name: &str, text: &str, layout: Layout) -> Result<Conf
         diagnostics.sort_by_key(|d| (d.line, d.column));
         Err(LoadError { diagnostics })
     }
+}
+
+/// `tool.gpu-doctor` of a pyproject.toml, whatever its type.
+pub fn tool_entry<'t, 'i>(doc: &'t DeTable<'i>) -> Option<&'t toml::Spanned<DeValue<'i>>> {
+    let DeValue::Table(tool) = doc.get("tool")?.get_ref() else {
+        return None;
+    };
+    tool.get("gpu-doctor")
 }
 
 /// `[tool.gpu-doctor]` of a pyproject.toml, when it is a table.
