@@ -1064,3 +1064,25 @@ fn a_double_forked_daemon_started_by_an_interpreter_is_gone_after_the_run() {
     );
     assert_all_gone(&pids);
 }
+
+/// An editor setting naming an interpreter that does not exist is a finding, not passed over:
+/// the editor runs something else than what the report judged.
+#[test]
+fn an_editor_interpreter_that_does_not_exist_is_a_finding() {
+    let sb = sandbox();
+    real_venv(&sb.project.join(".venv"));
+    write(
+        &sb.project.join(".vscode/settings.json"),
+        "{\n  // the environment was renamed since\n  \"python.defaultInterpreterPath\": \"${workspaceFolder}/.venv-old/bin/python\"\n}\n",
+    );
+    let (_, doc) = check(&sb, "quick", &[]);
+    let f = finding(&doc, "editor-interpreter-missing", "");
+    assert_eq!(f["severity"], "warn");
+    let text = text_of(&f);
+    let missing = sb.project.join(".venv-old/bin/python");
+    assert!(text.contains(&missing.display().to_string()), "{text}");
+    assert!(
+        text.contains("python.defaultInterpreterPath = ${workspaceFolder}/.venv-old/bin/python"),
+        "{text}"
+    );
+}

@@ -5,8 +5,8 @@
 use super::eval::{evaluate_with, Inputs};
 use super::*;
 use crate::facts::python::{
-    LiveLlama, LiveProbe, LiveTorch, LiveTorchDevice, LlamaCppFacts, PythonEnv, PyvenvCfg,
-    TorchFacts,
+    EditorInterpreter, LiveLlama, LiveProbe, LiveTorch, LiveTorchDevice, LlamaCppFacts, PythonEnv,
+    PyvenvCfg, TorchFacts,
 };
 use crate::facts::{
     CudaDevice, Ecc, Facts, Gpu, GpuMemory, GpuProcess, KernelCheck, PciGpu, ProbeOutcome,
@@ -1061,6 +1061,20 @@ fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
                 cpu_llama(f, "0.3.16");
                 env0(f).python_version = Some("3.13.1".into());
                 live0(f).python_version = Some("3.13.1".into());
+            },
+            no_input_change,
+        ),
+        (
+            "editor-interpreter-missing",
+            |f| {
+                f.python.editor = Some(EditorInterpreter {
+                    settings_file: "/home/u/proj/.vscode/settings.json".into(),
+                    key: "python.defaultInterpreterPath".into(),
+                    value: "${workspaceFolder}/.venv-old/bin/python".into(),
+                    resolved: Some("/home/u/proj/.venv-old/bin/python".into()),
+                    exists: false,
+                    environment: None,
+                });
             },
             no_input_change,
         ),
