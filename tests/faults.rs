@@ -1086,3 +1086,44 @@ fn an_editor_interpreter_that_does_not_exist_is_a_finding() {
         "{text}"
     );
 }
+
+/// A base interpreter behind a folder this user may not enter is not "gone": it is named as
+/// unreachable, with no `venv --upgrade` fix (which could not help).
+#[test]
+fn a_base_interpreter_this_user_cannot_reach_is_not_reported_gone() {
+    let sb = sandbox();
+    let locked = sb.root.join("locked");
+    let base = locked.join("python-3.x/bin");
+    fs::create_dir_all(&base).unwrap();
+    let real = common::run(
+        Command::new("python3").args(["-c", "import sys; print(sys.executable)"]),
+        Duration::from_secs(30),
+        "python3",
+    );
+    std::os::unix::fs::symlink(real.trim(), base.join("python3")).unwrap();
+    common::run(
+        Command::new(base.join("python3"))
+            .args(["-m", "venv", "--without-pip"])
+            .arg(sb.project.join(".venv")),
+        Duration::from_secs(120),
+        "python3 -m venv",
+    );
+    set_mode(&locked, 0o000);
+    let run = unprivileged(&sb, &["check", "--profile", "quick", "--format", "json"]);
+    set_mode(&locked, 0o755);
+    let Some(run) = run else { return };
+    let doc = run.doc();
+    assert_exit_code(&run, &doc);
+    let f = finding(&doc, "venv-base-interpreter-unreadable", ".venv");
+    assert_eq!(f["severity"], "error");
+    let text = text_of(&f);
+    assert!(text.contains("python-3.x/bin/python3"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(f["fix"].is_null(), "no fix command: {}", f["fix"]);
+    assert!(
+        findings(&doc)
+            .iter()
+            .all(|f| f["rule"] != "venv-base-interpreter-missing"),
+        "reported gone as well"
+    );
+}

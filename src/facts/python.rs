@@ -82,6 +82,10 @@ pub struct PythonEnv {
     /// Whether that base interpreter still exists; null when not applicable or not checkable
     /// here (a Windows path read on Linux).
     pub base_python_exists: Option<bool>,
+    /// Why the base interpreter could not be looked at, when it could not (a folder on its
+    /// path that this user may not search: "Permission denied"); `base_python_exists` is then
+    /// null, as whether it is there is unknown.
+    pub base_python_unreadable: Option<String>,
     /// The site-packages folder (the expected path when none exists).
     pub site_packages: Option<String>,
     pub site_packages_exists: bool,

@@ -1079,6 +1079,17 @@ fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
             no_input_change,
         ),
         (
+            "venv-base-interpreter-unreadable",
+            |f| {
+                let e = env0(f);
+                e.base_python = Some("/home/other/.pyenv/versions/3.12.3/bin/python3".into());
+                e.base_python_exists = None;
+                e.base_python_unreadable = Some("Permission denied (os error 13)".into());
+                e.live = None; // its interpreter cannot start
+            },
+            no_input_change,
+        ),
+        (
             "venv-base-interpreter-missing",
             |f| {
                 let e = env0(f);
