@@ -520,14 +520,21 @@ fn read_facts_bytes(path: &Path, name: &str) -> Result<Vec<u8>, AppError> {
         })
         .map_err(|e| AppError::Internal(format!("cannot start the facts reader: {e}")))?;
     match rx.recv_timeout(deadline) {
-        Ok(result) => {
-            result.map_err(|e| AppError::Input(format!("cannot read facts from {name}: {e}")))
-        }
+        Ok(result) => result.map_err(|e| AppError::Input(cannot_read_facts(path, name, &e))),
         Err(_) => Err(AppError::Input(format!(
             "cannot read facts from {name}: nothing came within {:.0} s (a FIFO with no \
              writer, or a terminal?); give a facts file written by `gpu-doctor facts`",
             deadline.as_secs_f64()
         ))),
+    }
+}
+
+/// Why a facts file could not be read, in the words the doctor has always used.
+fn cannot_read_facts(path: &Path, name: &str, e: &io::Error) -> String {
+    if path == Path::new("-") {
+        format!("cannot read facts from standard input: {e}")
+    } else {
+        format!("cannot read facts file {name}: {e}")
     }
 }
 

@@ -439,11 +439,11 @@ fn many_rule_files_are_refused_at_the_one_that_crosses_the_total_budget() {
             out.stderr
         );
         assert!(
-            out.stderr.contains(&format!(
-                "the rule files of this run are too costly together"
-            )) && out
-                .stderr
-                .contains(&format!("the limit is {}", limits::MAX_TOTAL_COST)),
+            out.stderr
+                .contains("the rule files of this run are too costly together")
+                && out
+                    .stderr
+                    .contains(&format!("the limit is {}", limits::MAX_TOTAL_COST)),
             "{}",
             out.stderr
         );
