@@ -73,6 +73,28 @@ bench quick-3-envs-pth "$PTH_PROJECT/proj" "$BIN check --profile quick"
 bench replay-h100 "$ROOT" "$BIN check --facts fixtures/facts/h100.json"
 bench replay-seed-laptop "$ROOT" "$BIN check --facts fixtures/facts/seed-laptop.json"
 
+# A repository whose configuration names 200 rule files, each within every bound of one file
+# (ten rules of two nested loops over literal lists of 440 and 410 items; issue 13): the run's
+# total budget refuses the second file (exit 2) before anything is evaluated.
+RULES_PROJECT=$(mktemp -d)
+trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR" "$PTH_PROJECT" "$RULES_PROJECT"' EXIT
+python3 - "$RULES_PROJECT" <<'PY'
+import sys, pathlib
+root = pathlib.Path(sys.argv[1])
+lst = lambda n: "[" + ",".join(["0"] * n) + "]"
+when = f"{lst(440)}.exists(a, {lst(410)}.exists(b, a == 1))"
+names = []
+for f in range(200):
+    rules = "".join(
+        f'[[rule]]\nid = "f{f}-r{r}"\ncategory = "host"\nseverity = "warn"\nscope = "host"\n'
+        f'since = "0.1.0"\nwhen = \'\'\'{when}\'\'\'\ntitle = "t"\nexplain = "e"\nfix.none = "n"\n'
+        for r in range(10))
+    names.append(f"r{f:03}.toml")
+    (root / names[-1]).write_text(rules)
+(root / "gpu-doctor.toml").write_text("rules = [" + ", ".join(f'"{n}"' for n in names) + "]\n")
+PY
+bench rules-200-files "$RULES_PROJECT" "$BIN check --profile quick --facts $ROOT/fixtures/facts/h100.json"
+
 # The pre-commit hook's exact entry (.pre-commit-hooks.yaml) in the 3-venv project. Warm: a
 # standard run has stored each environment's live answer (once the files are older than the
 # cache's 2 s racy window) and the hook attaches them. Cold: an empty cache, as on the first
@@ -102,7 +124,7 @@ fi
 # `--profile standard` there, so the difference is the proof (reference engine + the environment's
 # own llama.cpp on the 2-layer test model); and the test model's write time on a cold cache.
 LPROJECT=$(mktemp -d)
-trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR" "$PTH_PROJECT" "$LPROJECT"' EXIT
+trap 'rm -rf "$PROJECT" "$GPU_DOCTOR_CACHE_DIR" "$PTH_PROJECT" "$RULES_PROJECT" "$LPROJECT"' EXIT
 if tests/support/llama-cpp-python.sh venv "$LPROJECT/.venv" >/dev/null 2>&1; then
   bench standard-llama-cpu "$LPROJECT" "$BIN check --profile standard"
   bench full-llama-cpu "$LPROJECT" "$BIN check --profile full"

@@ -22,7 +22,7 @@ profile=${2:-release}
 shift $(( $# >= 2 ? 2 : 1 ))
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(gguf_reader rules_loader facts_reader elf_reader log_parser config_loader)
+  targets=(gguf_reader rules_loader rules_cost facts_reader elf_reader log_parser config_loader)
 fi
 
 CARGO_FUZZ_VERSION=0.13.2

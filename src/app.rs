@@ -525,21 +525,84 @@ fn child_probe(which: ChildProbe, profile: Profile) -> i32 {
     }
 }
 
-/// Read and check a recorded Facts document; `-` is standard input.
+/// Largest facts file read: a recorded machine's facts are tens of KiB; `/dev/zero` given as
+/// `--facts` must not grow the doctor until the system kills it.
+pub const MAX_FACTS_BYTES: u64 = 16 * 1024 * 1024;
+/// How long reading a facts file may take (scaled for tests by
+/// `GPU_DOCTOR_TEST_DEADLINE_SCALE`): a FIFO with no writer, or a terminal as standard input,
+/// must not keep the doctor waiting for ever.
+pub const FACTS_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read and check a recorded Facts document; `-` is standard input. At most
+/// [`MAX_FACTS_BYTES`] are read, within [`FACTS_READ_DEADLINE`].
 pub fn read_facts(path: &Path) -> Result<Facts, AppError> {
-    let (name, text) = if path == Path::new("-") {
-        let mut text = String::new();
-        io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| AppError::Input(format!("cannot read facts from standard input: {e}")))?;
-        ("<stdin>".to_string(), text)
+    let name = if path == Path::new("-") {
+        "<stdin>".to_string()
     } else {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AppError::Input(format!("cannot read facts file {name}: {e}")))?;
-        (name, text)
+        path.display().to_string()
     };
-    parse_facts(&name, &text)
+    let bytes = read_facts_bytes(path, &name)?;
+    facts_from_bytes(&name, bytes)
+}
+
+/// The bytes of a facts file (at most one more than the cap), read on a thread so that opening or reading can be given up at
+/// the deadline (opening a FIFO blocks until a writer comes). A thread left blocked ends with
+/// the process, which exits right after the error.
+fn read_facts_bytes(path: &Path, name: &str) -> Result<Vec<u8>, AppError> {
+    let deadline = crate::probe::process::scaled(FACTS_READ_DEADLINE);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("facts-reader".to_string())
+        .spawn(move || {
+            let _ = tx.send(read_capped(&owned));
+        })
+        .map_err(|e| AppError::Internal(format!("cannot start the facts reader: {e}")))?;
+    match rx.recv_timeout(deadline) {
+        Ok(result) => result.map_err(|e| AppError::Input(cannot_read_facts(path, name, &e))),
+        Err(_) => Err(AppError::Input(format!(
+            "cannot read facts from {name}: nothing came within {:.0} s (a FIFO with no \
+             writer, or a terminal?); give a facts file written by `gpu-doctor facts`",
+            deadline.as_secs_f64()
+        ))),
+    }
+}
+
+/// Why a facts file could not be read, in the words the doctor has always used.
+fn cannot_read_facts(path: &Path, name: &str, e: &io::Error) -> String {
+    if path == Path::new("-") {
+        format!("cannot read facts from standard input: {e}")
+    } else {
+        format!("cannot read facts file {name}: {e}")
+    }
+}
+
+/// Check and parse the bytes read from a facts file: at most [`MAX_FACTS_BYTES`], UTF-8 text,
+/// a Facts document ([`parse_facts`]).
+pub fn facts_from_bytes(name: &str, bytes: Vec<u8>) -> Result<Facts, AppError> {
+    if bytes.len() as u64 > MAX_FACTS_BYTES {
+        return Err(AppError::Input(format!(
+            "{name}: not a facts file: larger than {MAX_FACTS_BYTES} bytes (facts files are tens \
+             of KiB; is it a device such as /dev/zero?)"
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| AppError::Input(format!("{name}: not a facts file: not UTF-8 text: {e}")))?;
+    parse_facts(name, &text)
+}
+
+/// Up to one byte more than [`MAX_FACTS_BYTES`] of `path` (`-`: standard input).
+fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let cap = MAX_FACTS_BYTES + 1;
+    if path == Path::new("-") {
+        io::stdin().lock().take(cap).read_to_end(&mut bytes)?;
+    } else {
+        std::fs::File::open(path)?
+            .take(cap)
+            .read_to_end(&mut bytes)?;
+    }
+    Ok(bytes)
 }
 
 /// Parse a Facts document, refusing schemas newer than this build understands.

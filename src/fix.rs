@@ -240,6 +240,8 @@ pub fn run_plan(
     deadline: Duration,
     log: &mut dyn io::Write,
 ) -> Outcome {
+    // The probes are done: a daemon a fix starts is the user's, and must outlive the doctor.
+    crate::probe::process::stop_adopting();
     let mut ran = 0;
     for step in steps.iter().filter(|s| s.action == Action::Run) {
         let _ = writeln!(log, "gpu-doctor: running: {}", visible(&step.command));

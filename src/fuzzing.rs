@@ -15,6 +15,7 @@ use crate::report::{self, ReportInput, Verdict};
 use crate::rules::{self, RuleSet};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Every output format, so that each renderer meets what the fuzzer makes.
 const FORMATS: [Format; 8] = [
@@ -91,16 +92,64 @@ pub fn rules_loader(data: &[u8]) {
     }
 }
 
-/// A recorded facts file (`check --facts FILE`): parse it; when it parses, judge it with the
-/// built-in rules and render every format, then redact it (`--redact`) and judge that too.
-pub fn facts_reader(data: &[u8]) {
+/// What one estimated evaluation step may take here, at most: about 0.2 µs in an optimized
+/// build (rules::limits), ten times that for the fuzzer's instrumentation and a busy machine;
+/// an unoptimized build is 10 to 30 times slower again.
+const STEP_TIME: Duration = Duration::from_nanos(if cfg!(debug_assertions) {
+    60_000
+} else {
+    2_000
+});
+/// Time any evaluation may take whatever its estimate: setting up, the built-in rules.
+const EVALUATION_SLACK: Duration = Duration::from_secs(if cfg!(debug_assertions) { 5 } else { 1 });
+/// Separates the rule files of one `rules_cost` input.
+const FILE_SEPARATOR: &str = "\n#--- next file\n";
+
+/// Several user rule files (`--rules` and a configuration's; the input split at
+/// [`FILE_SEPARATOR`]) loaded under the run's total budget (rules::limits::Spent); when they
+/// load, judge a recorded machine with them. Evaluation taking longer than the budget's
+/// estimate of it allows ([`STEP_TIME`] per estimated step, plus [`EVALUATION_SLACK`]) is a
+/// crash: the estimate, which keeps a hostile repository from making every commit take
+/// minutes, was not an upper bound.
+pub fn rules_cost(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(facts) = crate::app::parse_facts("fuzz.json", text) else {
+    let mut rules = RuleSet::empty();
+    for (i, file) in text.split(FILE_SEPARATOR).enumerate() {
+        if rules
+            .load_file_text(&format!("fuzz-{i}.toml"), file)
+            .is_err()
+        {
+            return;
+        }
+    }
+    let steps = rules.estimated_user_steps();
+    let allowed = STEP_TIME
+        .saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX))
+        .saturating_add(EVALUATION_SLACK);
+    let start = std::time::Instant::now();
+    let findings = rules::evaluate(&rules, recorded_facts());
+    let took = start.elapsed();
+    assert!(
+        took <= allowed,
+        "rules estimated at {steps} evaluation steps took {took:?} to evaluate, more than the \
+         {allowed:?} that estimate allows ({} findings)",
+        findings.len()
+    );
+}
+
+/// A recorded facts file (`check --facts FILE`): parse it; when it parses, judge it with the
+/// built-in rules and render every format, then redact it (`--redact`) and judge that too.
+pub fn facts_reader(data: &[u8]) {
+    // The checks of the bytes read (size cap, UTF-8), then parsing, as `read_facts` does.
+    let Ok(facts) = crate::app::facts_from_bytes("fuzz.json", data.to_vec()) else {
         return;
     };
     judge_and_render(builtin_rules(), &facts);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = crate::facts::redact::redact_text(text);
     if let Ok(redacted) = crate::facts::redact::redact(facts) {
         judge_and_render(builtin_rules(), &redacted);

@@ -23,6 +23,8 @@ fn main() {
     if let Err(e) = signals::install() {
         eprintln!("gpu-doctor: warning: cannot handle interrupts ({e}); Ctrl-C may leave child processes running");
     }
+    // Daemons that programs the doctor starts leave behind come back to it, to be ended.
+    process::start_adopting();
     let code = app::run(cli);
     // A probe stopped at its deadline leaves its thread, and maybe its child, behind.
     process::end_all_children();

@@ -363,6 +363,32 @@ fn errors_in_a_discovered_pyproject_table_point_into_it() {
     );
 }
 
+/// `[tool] gpu-doctor = "yes"` means to configure gpu-doctor: an error at that value, in
+/// discovery and with `--config`, not a pyproject.toml passed over.
+#[test]
+fn a_tool_gpu_doctor_that_is_not_a_table_is_an_error_at_its_value() {
+    let (_tmp, root) = project();
+    let pyproject = root.join("pyproject.toml");
+    write(
+        &pyproject,
+        "[project]\nname = \"demo\"\n\n[tool]\ngpu-doctor = \"yes\"\n",
+    );
+    for extra in [&[][..], &["--config", pyproject.to_str().unwrap()][..]] {
+        let recorded = facts("h100");
+        let mut args = vec!["check", "--facts", recorded.as_str()];
+        args.extend_from_slice(extra);
+        let out = doctor(&root, &args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "pyproject.toml:5:14: error: `tool.gpu-doctor` must be a table (`[tool.gpu-doctor]`), found string"
+            ),
+            "{extra:?}: {stderr}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // requirements over recorded facts
 

@@ -927,3 +927,203 @@ fn every_test_named_in_the_reliability_table_exists() {
         "only {tests} tests and {files} files named: the table was not parsed"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// input without end: facts files, sparse GGUF files, escaped daemons
+
+/// Limit the address space of the doctor about to start (as `prlimit --as` does): a reader
+/// that grows without bound fails an allocation (an abort, exit 134) instead of reaching the
+/// machine's OOM killer.
+fn with_memory_limit(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches only the limit given here.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A facts file without end (`/dev/zero`) is refused at the size cap, with memory to spare.
+#[test]
+fn facts_from_dev_zero_exit_2_under_a_memory_limit() {
+    let sb = sandbox();
+    let mut cmd = command(&sb, &["check", "--facts", "/dev/zero"], &[]);
+    with_memory_limit(&mut cmd, 1 << 30);
+    let run = run_command(cmd);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!(
+            "/dev/zero: not a facts file: larger than {} bytes",
+            gpu_doctor::app::MAX_FACTS_BYTES
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A FIFO nobody writes to, and a standard input nobody writes to, are given up at the read
+/// deadline (10 s, 1 s under the tests' scale) with exit 2, instead of waiting for ever.
+#[test]
+fn facts_from_a_fifo_or_stdin_that_never_answers_exit_2_at_the_deadline() {
+    let sb = sandbox();
+    let fifo = sb.root.join("facts.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let run = doctor(&sb, &["check", "--facts", fifo.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot read facts from {}: nothing came within 1 s",
+            fifo.display()
+        )),
+        "{}",
+        run.stderr
+    );
+
+    let mut cmd = command(&sb, &["check", "--facts", "-"], &[]);
+    cmd.stdin(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("gpu-doctor starts");
+    // Held open and never written: the doctor sees neither data nor an end.
+    let _writer = child.stdin.take();
+    let (_, stderr) = drain(&mut child);
+    let status = wait_bounded(&mut child, start + RUN_LIMIT);
+    let stderr = join(stderr);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot read facts from <stdin>: nothing came within 1 s"),
+        "{stderr}"
+    );
+}
+
+/// A sparse 20 GB GGUF file (no disk used) whose header claims 5x10^8 tensors: within what
+/// 20 GB could hold, far beyond what the metadata cap lets the reader read. Refused with the
+/// offset and the count, not an allocation of tens of GB.
+#[test]
+fn a_sparse_gguf_claiming_500_million_tensors_exits_2() {
+    use std::io::Write;
+    let sb = sandbox();
+    let path = sb.root.join("sparse.gguf");
+    let mut file = fs::File::create(&path).unwrap();
+    let mut header = b"GGUF".to_vec();
+    header.extend(3u32.to_le_bytes());
+    header.extend(500_000_000i64.to_le_bytes());
+    header.extend(0i64.to_le_bytes());
+    file.write_all(&header).unwrap();
+    file.set_len(20 << 30).unwrap();
+    drop(file);
+    let mut cmd = command(
+        &sb,
+        &["model", path.to_str().unwrap(), "--free-mib", "8000"],
+        &[],
+    );
+    with_memory_limit(&mut cmd, 4 << 30);
+    let run = run_command(cmd);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: offset 8: tensor count 500000000 is larger than the first 64 MiB of metadata \
+             could hold",
+            path.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+/// An interpreter that starts a daemon the classic way (fork, `setsid`, fork again, the
+/// middle process exits) cannot leave it running after the doctor: the daemon is adopted by
+/// the doctor (a child subreaper) and ended with the run.
+#[test]
+fn a_double_forked_daemon_started_by_an_interpreter_is_gone_after_the_run() {
+    let sb = sandbox();
+    let pids = sb.root.join("pids");
+    let p = pids.display();
+    // `setsid sh -c '... &'`: a new session whose shell starts the sleep in the background
+    // and exits at once, so the sleep is orphaned outside the interpreter's process group.
+    let script = format!(
+        "#!/bin/sh\necho $$ >> '{p}'\nsetsid sh -c 'sleep 600 >/dev/null 2>&1 </dev/null & \
+         echo $! >> \"{p}\"' </dev/null >/dev/null 2>&1\nexit 3\n"
+    );
+    venv_with_interpreter(&sb.project.join(".venv"), &script);
+    let (_, doc) = check(&sb, "standard", &[]);
+    assert_probe_finished(&doc, "python");
+    let pids = read_pids(&pids);
+    assert!(
+        pids.len() >= 2,
+        "the interpreter and its daemon ran: {pids:?}"
+    );
+    assert_all_gone(&pids);
+}
+
+/// An editor setting naming an interpreter that does not exist is a finding, not passed over:
+/// the editor runs something else than what the report judged.
+#[test]
+fn an_editor_interpreter_that_does_not_exist_is_a_finding() {
+    let sb = sandbox();
+    real_venv(&sb.project.join(".venv"));
+    write(
+        &sb.project.join(".vscode/settings.json"),
+        "{\n  // the environment was renamed since\n  \"python.defaultInterpreterPath\": \"${workspaceFolder}/.venv-old/bin/python\"\n}\n",
+    );
+    let (_, doc) = check(&sb, "quick", &[]);
+    let f = finding(&doc, "editor-interpreter-missing", "");
+    assert_eq!(f["severity"], "warn");
+    let text = text_of(&f);
+    let missing = sb.project.join(".venv-old/bin/python");
+    assert!(text.contains(&missing.display().to_string()), "{text}");
+    assert!(
+        text.contains("python.defaultInterpreterPath = ${workspaceFolder}/.venv-old/bin/python"),
+        "{text}"
+    );
+}
+
+/// A base interpreter behind a folder this user may not enter is not "gone": it is named as
+/// unreachable, with no `venv --upgrade` fix (which could not help).
+#[test]
+fn a_base_interpreter_this_user_cannot_reach_is_not_reported_gone() {
+    let sb = sandbox();
+    let locked = sb.root.join("locked");
+    let base = locked.join("python-3.x/bin");
+    fs::create_dir_all(&base).unwrap();
+    let real = common::run(
+        Command::new("python3").args(["-c", "import sys; print(sys.executable)"]),
+        Duration::from_secs(30),
+        "python3",
+    );
+    std::os::unix::fs::symlink(real.trim(), base.join("python3")).unwrap();
+    common::run(
+        Command::new(base.join("python3"))
+            .args(["-m", "venv", "--without-pip"])
+            .arg(sb.project.join(".venv")),
+        Duration::from_secs(120),
+        "python3 -m venv",
+    );
+    set_mode(&locked, 0o000);
+    let run = unprivileged(&sb, &["check", "--profile", "quick", "--format", "json"]);
+    set_mode(&locked, 0o755);
+    let Some(run) = run else { return };
+    let doc = run.doc();
+    assert_exit_code(&run, &doc);
+    let f = finding(&doc, "venv-base-interpreter-unreadable", ".venv");
+    assert_eq!(f["severity"], "error");
+    let text = text_of(&f);
+    assert!(text.contains("python-3.x/bin/python3"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(f["fix"].is_null(), "no fix command: {}", f["fix"]);
+    assert!(
+        findings(&doc)
+            .iter()
+            .all(|f| f["rule"] != "venv-base-interpreter-missing"),
+        "reported gone as well"
+    );
+}

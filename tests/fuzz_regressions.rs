@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("elf_reader", gpu_doctor::fuzzing::elf_reader),
     ("log_parser", gpu_doctor::fuzzing::log_parser),
     ("config_loader", gpu_doctor::fuzzing::config_loader),
+    ("rules_cost", gpu_doctor::fuzzing::rules_cost),
 ];
 
 /// Far longer than any of these inputs takes (milliseconds); only a hang gets near it.

@@ -377,3 +377,134 @@ fn templates_reach_only_the_facts() {
     }
     assert!(!marker.exists(), "nothing in a rule file ran");
 }
+
+/// A configuration naming many rule files, each within every bound of one file, cannot add
+/// up to minutes (issue 13: 200 files of nested loops over literal lists took 231 s in the
+/// quick profile): the run's rule files share one budget of count, bytes and estimated cost,
+/// and the file that crosses it is refused by name, before anything is evaluated.
+#[test]
+fn many_rule_files_are_refused_at_the_one_that_crosses_the_total_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    fs::create_dir_all(&project).unwrap();
+    // Ten rules of two nested loops over literal lists of 440 and 410 items: about 1.8 x 10^5
+    // evaluations of the loop body each, real work at run time (a literal list is not a fact).
+    let list = |n: usize| format!("[{}]", vec!["0"; n].join(","));
+    let costly = format!("{}.exists(a, {}.exists(b, a == 1))", list(440), list(410));
+    let file_text: String = (0..10)
+        .map(|i| rule(&format!("nested-{i}"), "host", &costly))
+        .collect();
+    let names: Vec<String> = (0..200).map(|i| format!("r{i:03}.toml")).collect();
+    for (i, name) in names.iter().enumerate() {
+        // Each file its own ids: only the budget can refuse them.
+        write(
+            &project,
+            name,
+            &file_text.replace("nested-", &format!("f{i}-")),
+        );
+    }
+    // One such file alone is within every bound.
+    let one = project.join(&names[0]);
+    let out = doctor(&["rules", "--rules", one.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "one file alone loads: {}", out.stderr);
+
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let config = write(
+        &project,
+        "gpu-doctor.toml",
+        &format!("rules = [{}]\n", quoted.join(", ")),
+    );
+    let config = config.to_str().unwrap();
+    for args in [
+        &[
+            "check",
+            "--facts",
+            FACTS,
+            "--profile",
+            "quick",
+            "--config",
+            config,
+        ][..],
+        &["rules", "--config", config][..],
+    ] {
+        let out = doctor(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        // The second file crosses the total cost: the first one takes most of it.
+        let second = project.join(&names[1]);
+        assert!(
+            out.stderr
+                .contains(&format!("{}:1:1: error: ", second.display())),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains("the rule files of this run are too costly together")
+                && out
+                    .stderr
+                    .contains(&format!("the limit is {}", limits::MAX_TOTAL_COST)),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // Cheap files are counted too: the first one over the count is named.
+    let cheap = rule("cheap", "host", "false");
+    for (i, name) in names.iter().enumerate() {
+        write(
+            &project,
+            name,
+            &cheap.replace("cheap", &format!("cheap-{i}")),
+        );
+    }
+    let out = doctor(&["rules", "--config", config]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let over = project.join(&names[limits::MAX_RULE_FILES]);
+    assert!(
+        out.stderr
+            .contains(&format!("{}:1:1: error: ", over.display()))
+            && out.stderr.contains(&format!(
+                "too many rule files: this is file {} of this run, the limit is {}",
+                limits::MAX_RULE_FILES + 1,
+                limits::MAX_RULE_FILES
+            )),
+        "{}",
+        out.stderr
+    );
+}
+
+/// What a configuration names as a rule file is said for what it is: a folder, a FIFO or a
+/// device is not "not found" (and is never opened: a FIFO would never answer).
+#[cfg(unix)]
+#[test]
+fn a_configuration_naming_a_folder_fifo_or_device_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    fs::create_dir_all(project.join("folder.toml")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(project.join("fifo.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", project.join("zero.toml")).unwrap();
+    for (named, says) in [
+        ("folder.toml", "is a folder, not a rule file"),
+        ("fifo.toml", "is a FIFO (named pipe), not a rule file"),
+        ("zero.toml", "is a device, not a rule file"),
+        ("missing.toml", "not found"),
+    ] {
+        let config = write(
+            &project,
+            "gpu-doctor.toml",
+            &format!("rules = [\"{named}\"]\n"),
+        );
+        let out = doctor(&["rules", "--config", config.to_str().unwrap()]);
+        assert_eq!(out.code, Some(2), "{named}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("gpu-doctor.toml:1:") && out.stderr.contains(says),
+            "{named}: expected {says:?}\n{}",
+            out.stderr
+        );
+    }
+}

@@ -204,7 +204,7 @@ pub fn find(start: &Path) -> Result<Option<PathBuf>, LoadError> {
     Ok(None)
 }
 
-/// Whether a pyproject.toml has `[tool.gpu-doctor]`. One that does not mention gpu-doctor
+/// Whether a pyproject.toml has `[tool.gpu-doctor]` (or a `tool.gpu-doctor` of another type). One that does not mention gpu-doctor
 /// at all is not parsed, so an unrelated broken pyproject.toml is not gpu-doctor's problem.
 fn has_tool_table(path: &Path) -> Result<bool, LoadError> {
     let name = path.display().to_string();
@@ -221,7 +221,9 @@ fn has_tool_table(path: &Path) -> Result<bool, LoadError> {
             diagnostics: vec![d],
         });
     }
-    Ok(parse::tool_table(doc.get_ref()).is_some())
+    // Any `tool.gpu-doctor` makes it the configuration: one that is not a table is an error
+    // there, not a file to pass over.
+    Ok(parse::tool_entry(doc.get_ref()).is_some())
 }
 
 fn read(path: &Path, name: &str) -> Result<String, LoadError> {

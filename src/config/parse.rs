@@ -61,9 +61,17 @@ pub fn parse(path: &Path, name: &str, text: &str, layout: Layout) -> Result<Conf
     let mut config = Config::empty(path, name, text, layout);
     match layout {
         Layout::Own => reader.settings(doc.get_ref(), "", &mut config),
-        Layout::Pyproject => match tool_table(doc.get_ref()) {
-            Some(table) => reader.settings(table, "tool.gpu-doctor.", &mut config),
-            None => reader.error(
+        Layout::Pyproject => match (tool_table(doc.get_ref()), tool_entry(doc.get_ref())) {
+            (Some(table), _) => reader.settings(table, "tool.gpu-doctor.", &mut config),
+            // `[tool] gpu-doctor = "yes"`: meant as configuration, so not to be ignored.
+            (None, Some(value)) => reader.error(
+                value.span().start,
+                format!(
+                    "`tool.gpu-doctor` must be a table (`[tool.gpu-doctor]`), found {}",
+                    value.get_ref().type_str()
+                ),
+            ),
+            (None, None) => reader.error(
                 0,
                 "this pyproject.toml has no [tool.gpu-doctor] table: add one, or name a gpu-doctor.toml",
             ),
@@ -76,6 +84,14 @@ pub fn parse(path: &Path, name: &str, text: &str, layout: Layout) -> Result<Conf
         diagnostics.sort_by_key(|d| (d.line, d.column));
         Err(LoadError { diagnostics })
     }
+}
+
+/// `tool.gpu-doctor` of a pyproject.toml, whatever its type.
+pub fn tool_entry<'t, 'i>(doc: &'t DeTable<'i>) -> Option<&'t toml::Spanned<DeValue<'i>>> {
+    let DeValue::Table(tool) = doc.get("tool")?.get_ref() else {
+        return None;
+    };
+    tool.get("gpu-doctor")
 }
 
 /// `[tool.gpu-doctor]` of a pyproject.toml, when it is a table.
@@ -192,9 +208,9 @@ impl Reader<'_> {
         let mut out = Vec::new();
         for s in self.string_list(entries, "rules", prefix) {
             let path = self.dir.join(&s.value);
-            if !path.is_file() {
+            if let Some(why) = not_a_rule_file(&path) {
                 let msg = format!(
-                    "rule file {} not found (relative paths are relative to {})",
+                    "rule file {} {why} (relative paths are relative to {})",
                     path.display(),
                     self.dir.display()
                 );
@@ -379,4 +395,30 @@ fn parse_fail_on(s: &str) -> Option<FailOn> {
         "never" => Some(FailOn::Never),
         _ => None,
     }
+}
+
+/// Why `path` cannot be a rule file, in words: missing, or something other than a regular file
+/// (a folder, a FIFO that would never answer, a device such as `/dev/zero`). Symlinks are
+/// followed: what they point at is what would be read.
+fn not_a_rule_file(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some("not found".into()),
+        Err(e) => return Some(format!("cannot be read: {e}")),
+        Ok(meta) => meta.file_type(),
+    };
+    let what = if kind.is_file() {
+        return None;
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "something other than a regular file"
+    };
+    Some(format!("is {what}, not a rule file (a regular TOML file)"))
 }

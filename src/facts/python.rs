@@ -89,6 +89,10 @@ pub struct PythonEnv {
     /// interpreter was upgraded (or replaced) behind the environment, which then no longer sees
     /// its own packages. Null when they agree or when it cannot be told.
     pub interpreter_version_mismatch: Option<VersionMismatch>,
+    /// Why the base interpreter could not be looked at, when it could not (a folder on its
+    /// path that this user may not search: "Permission denied"); `base_python_exists` is then
+    /// null, as whether it is there is unknown.
+    pub base_python_unreadable: Option<String>,
     /// The site-packages folder (the expected path when none exists).
     pub site_packages: Option<String>,
     pub site_packages_exists: bool,

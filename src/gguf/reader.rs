@@ -4,8 +4,11 @@
 //! header (a tensor count of 2^63, a string length of 2^60) must give a clear error, not an
 //! allocation of that size, a panic or a hang. So:
 //! - only a prefix of the file is read (it grows 1 MiB, 4 MiB, ... up to [`METADATA_CAP`]),
-//!   and every count and length is checked against the bytes the file really has left before
-//!   anything is allocated: memory stays within a small multiple of the bytes read;
+//!   and every count and length is checked before anything is allocated against the bytes
+//!   that could still be read (what the file has left, and at most up to [`METADATA_CAP`]: a
+//!   sparse 20 GB file claiming 5x10^8 tensors is refused) and against an absolute cap
+//!   ([`MAX_COUNT`]); lists are then grown as their items are really read, never reserved
+//!   whole from a count, so memory stays within a small multiple of the bytes read;
 //! - nested arrays stop at [`MAX_ARRAY_DEPTH`] (no recursion a file can drive);
 //! - every error names the file, the offset where the bad field starts and what was expected.
 
@@ -22,6 +25,12 @@ pub const METADATA_CAP: u64 = 64 << 20;
 /// Arrays of arrays of arrays are as deep as GGUF files go in practice.
 pub const MAX_ARRAY_DEPTH: u32 = 3;
 const FIRST_READ: u64 = 1 << 20;
+/// Most items a count in a GGUF file may claim (tensors, key/values, array elements), whatever
+/// the bytes left: the largest real vocabularies have a few hundred thousand tokens and the
+/// largest models a few thousand tensors.
+pub const MAX_COUNT: u64 = 1 << 24;
+/// Most items reserved ahead from a count; lists grow beyond it as items are really read.
+const RESERVE_AHEAD: u64 = 4096;
 /// Fewest bytes of one tensor info: name length, n_dims, type, offset.
 const MIN_TENSOR_INFO: u64 = 8 + 4 + 4 + 8;
 /// Fewest bytes of one key/value: key length, type, a one-byte value.
@@ -444,7 +453,8 @@ impl<'a> Cursor<'a> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
 
-    /// A count of items each at least `min_size` bytes long, checked against the file.
+    /// A count of items each at least `min_size` bytes long, checked against the bytes that
+    /// could still be read (the file's, up to the metadata cap) and [`MAX_COUNT`].
     fn count(&mut self, raw: u64, min_size: u64, what: Desc, at: u64) -> Res<u64> {
         let need = raw.checked_mul(min_size);
         if need.is_none_or(|n| n > self.remaining()) {
@@ -452,6 +462,29 @@ impl<'a> Cursor<'a> {
                 at,
                 GgufErrorKind::TooLarge,
                 format!("{} {raw} is larger than the file could hold", what()),
+            ));
+        }
+        let readable = self.cap.saturating_sub(self.pos());
+        if need.is_none_or(|n| n > readable) {
+            return Err(self.fail(
+                at,
+                GgufErrorKind::TooLarge,
+                format!(
+                    "{} {raw} is larger than the first {} MiB of metadata could hold, the most \
+                     metadata this reader accepts",
+                    what(),
+                    self.cap >> 20
+                ),
+            ));
+        }
+        if raw > MAX_COUNT {
+            return Err(self.fail(
+                at,
+                GgufErrorKind::TooLarge,
+                format!(
+                    "{} {raw} is more than {MAX_COUNT}, the most this reader accepts",
+                    what()
+                ),
             ));
         }
         Ok(raw)
@@ -519,14 +552,14 @@ impl<'a> Cursor<'a> {
         )?;
         let items = match elem_type {
             ValueType::String => {
-                let mut v = Vec::with_capacity(len as usize);
+                let mut v = Vec::with_capacity(reserve(len));
                 for _ in 0..len {
                     v.push(self.string(&|| format!("an element of {key}"))?);
                 }
                 ArrayItems::Strings(v)
             }
             ValueType::Array => {
-                let mut v = Vec::with_capacity(len as usize);
+                let mut v = Vec::with_capacity(reserve(len));
                 for _ in 0..len {
                     v.push(self.array_value(key, depth + 1)?);
                 }
@@ -563,7 +596,7 @@ fn parse(path: &Path, buf: &[u8], file_len: u64, last: bool, cap: u64) -> Res<Gg
     c.count(n_kv, MIN_KV, &|| "key/value count".into(), 16)?;
     let metadata = key_values(&mut c, n_kv)?;
     let alignment = alignment(&c, &metadata)?;
-    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    let mut tensors = Vec::with_capacity(reserve(n_tensors));
     let mut names = HashSet::new();
     for i in 0..n_tensors {
         let at = c.pos();
@@ -629,6 +662,11 @@ fn header(c: &mut Cursor) -> Res<u32> {
     }
 }
 
+/// Room to reserve for `count` items: at most [`RESERVE_AHEAD`]; the rest is grown as read.
+fn reserve(count: u64) -> usize {
+    count.min(RESERVE_AHEAD) as usize
+}
+
 fn non_negative(c: &Cursor, raw: i64, what: &str, at: u64) -> Res<u64> {
     u64::try_from(raw).map_err(|_| {
         c.fail(
@@ -640,7 +678,7 @@ fn non_negative(c: &Cursor, raw: i64, what: &str, at: u64) -> Res<u64> {
 }
 
 fn key_values(c: &mut Cursor, n_kv: u64) -> Res<Vec<(String, Value)>> {
-    let mut out: Vec<(String, Value)> = Vec::with_capacity(n_kv as usize);
+    let mut out: Vec<(String, Value)> = Vec::with_capacity(reserve(n_kv));
     let mut seen = HashSet::new();
     for i in 0..n_kv {
         let at = c.pos();

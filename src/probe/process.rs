@@ -6,6 +6,14 @@
 //! stuck grandchild cannot keep the doctor waiting either. What a program leaves running in its
 //! group when it ends is killed too. Every running group is recorded, so that
 //! [`end_all_children`] can end them when the doctor is interrupted (crate::signals) or exits.
+//!
+//! A descendant can leave the group: a daemon forks twice and calls `setsid`, and its parent
+//! exits. On Linux the doctor is made a child subreaper (`PR_SET_CHILD_SUBREAPER`) while it runs
+//! programs ([`start_adopting`]), so such an orphan is reparented to the doctor instead of to init; when a program
+//! ends (or is killed at its deadline), every child of the doctor that [`run`] did not start
+//! itself is one of those orphans, and it is killed with its group and reaped
+//! ([`end_adopted`]). [`stop_adopting`] ends that before the doctor runs commands whose
+//! daemons must live on (`fix`, `exec`).
 
 use std::io::{self, Read};
 use std::process::{Child, Command, Stdio};
@@ -105,6 +113,103 @@ pub fn end_all_children() {
     for &pgid in groups.iter() {
         kill_group(pgid);
     }
+    stop_adopting_with(&groups);
+}
+
+/// Stop adopting orphans, and end the ones adopted so far: before the doctor runs commands of
+/// the user's (`fix`, `exec`), whose daemons are meant to outlive it.
+pub fn stop_adopting() {
+    let groups = RUNNING_GROUPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    stop_adopting_with(&groups);
+}
+
+fn stop_adopting_with(groups: &[i32]) {
+    if ADOPTING.swap(false, Ordering::SeqCst) {
+        set_subreaper(false);
+        end_adopted(groups);
+    }
+}
+
+/// Whether the doctor is a child subreaper now (see the module's documentation).
+static ADOPTING: AtomicBool = AtomicBool::new(false);
+/// How many times [`end_adopted`] looks again: each death can hand it the next generation.
+const ADOPTED_ROUNDS: usize = 20;
+
+/// Become a child subreaper (Linux; elsewhere a no-op). For the doctor's `main` only: a program
+/// that links this library and starts children of its own (a test harness) must not have them
+/// taken for orphans and killed.
+pub fn start_adopting() {
+    if !ADOPTING.load(Ordering::SeqCst) && !ENDING.load(Ordering::SeqCst) {
+        ADOPTING.store(set_subreaper(true), Ordering::SeqCst);
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_subreaper(on: bool) -> bool {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes an integer and touches no memory.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            libc::c_ulong::from(on),
+            0,
+            0,
+            0,
+        ) == 0
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_subreaper(_on: bool) -> bool {
+    false
+}
+
+/// Kill and reap the orphans the doctor adopted: its children other than the programs [`run`]
+/// started (`groups`, whose leaders are those programs). Called with the lock held, so a program
+/// being started is either recorded already or not started yet. An orphan is killed with its
+/// group (a double-forked daemon shares the group of its dead parent); what that kill orphans in
+/// turn is adopted next, so this looks again, a bounded number of times.
+fn end_adopted(groups: &[i32]) {
+    for _ in 0..ADOPTED_ROUNDS {
+        let orphans: Vec<i32> = own_children()
+            .into_iter()
+            .filter(|pid| !groups.contains(pid))
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        for &pid in &orphans {
+            kill_group(pid);
+            kill_process(pid);
+        }
+        thread::sleep(Duration::from_millis(5));
+        for &pid in &orphans {
+            reap(pid);
+        }
+    }
+}
+
+/// The doctor's children: the programs it started and the orphans it adopted.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn own_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn own_children() -> Vec<i32> {
+    Vec::new()
 }
 
 fn lock_within(wait: Duration) -> Option<MutexGuard<'static, Vec<i32>>> {
@@ -138,11 +243,15 @@ fn spawn_recorded(cmd: &mut Command) -> io::Result<Child> {
     Ok(child)
 }
 
-fn forget_group(pgid: i32) {
+/// `pgid`'s program has ended: forget it, and end what it left behind outside its group.
+fn forget_group_and_end_adopted(pgid: i32) {
     let mut groups = RUNNING_GROUPS
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     groups.retain(|&g| g != pgid);
+    if ADOPTING.load(Ordering::SeqCst) {
+        end_adopted(&groups);
+    }
 }
 
 /// Run `cmd` with stdin closed, capturing at most `max_output` bytes of each stream, and kill it
@@ -158,7 +267,7 @@ pub fn run(cmd: &mut Command, deadline: Duration, max_output: usize) -> io::Resu
     let stdout = spawn_reader(child.stdout.take(), max_output);
     let stderr = spawn_reader(child.stderr.take(), max_output);
     let (status, timed_out) = wait_until(&mut child, pgid, start + deadline);
-    forget_group(pgid);
+    forget_group_and_end_adopted(pgid);
     // The group was killed (see wait_until), but a descendant that left it (setsid) could still
     // hold the pipes open: the readers are waited for until the deadline, then abandoned.
     let drain_until = (start + deadline).max(Instant::now() + DRAIN_AFTER_END);
@@ -300,6 +409,30 @@ fn kill_group(pgid: i32) {
 
 #[cfg(not(unix))]
 fn kill_group(_pgid: i32) {}
+
+#[cfg(unix)]
+fn kill_process(pid: i32) {
+    // SAFETY: kill(2) on one of the doctor's own children; no memory is touched.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_process(_pid: i32) {}
+
+/// Reap a killed child of the doctor if it has died (a zombie left would stay until exit).
+#[cfg(unix)]
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid on one of the doctor's own children, writing only into `status`.
+    unsafe {
+        libc::waitpid(pid, &mut status, libc::WNOHANG);
+    }
+}
+
+#[cfg(not(unix))]
+fn reap(_pid: i32) {}
 
 #[cfg(unix)]
 fn exit_parts(status: Option<std::process::ExitStatus>) -> (Option<i32>, Option<i32>) {

@@ -15,7 +15,10 @@
 //!   `filter`), nested at most [`MAX_LOOP_NESTING`] deep;
 //! - `matches` takes a literal pattern, which must compile within [`MAX_REGEX_BYTES`];
 //! - the estimated cost, in evaluation steps, is at most [`MAX_COST`] per rule (the cost
-//!   of one evaluation times the items of its scope) and [`MAX_FILE_COST`] per file.
+//!   of one evaluation times the items of its scope) and [`MAX_FILE_COST`] per file;
+//! - all the rule files of one run together (a configuration can name many, each within the
+//!   bounds above): at most [`MAX_RULE_FILES`] files, [`MAX_TOTAL_RULE_BYTES`] bytes and
+//!   [`MAX_TOTAL_COST`] estimated steps ([`Spent`]); the file that crosses a total is named.
 //!
 //! The cost estimate counts the syntax tree's nodes, each multiplied by the sizes of the lists
 //! the loops around it run over. A list's size is known for a literal (`[1, 2]`), a sum
@@ -55,6 +58,13 @@ pub const ASSUMED_LIST_ITEMS: u64 = 256;
 pub const MAX_COST: u64 = 2_000_000;
 /// Most estimated evaluation steps for all the rules of one file together.
 pub const MAX_FILE_COST: u64 = 20_000_000;
+/// Most rule files one run loads (the configuration's and `--rules` together).
+pub const MAX_RULE_FILES: usize = 32;
+/// Most bytes of all the rule files of one run together.
+pub const MAX_TOTAL_RULE_BYTES: u64 = 4 * MAX_FILE_BYTES as u64;
+/// Most estimated evaluation steps of all the rule files of one run together: as much as one
+/// file may cost, so that many files cost no more time than the costliest single one.
+pub const MAX_TOTAL_COST: u64 = MAX_FILE_COST;
 /// Stack of the thread that loads a rule file.
 pub const LOADER_STACK_BYTES: usize = 256 * 1024 * 1024;
 
@@ -286,6 +296,63 @@ pub fn check_program(program: &cel::Program, per_item: bool) -> Checked {
     Checked {
         steps: cost.steps,
         violations: out,
+    }
+}
+
+/// What the user's rule files of one run have taken so far of the totals ([`MAX_RULE_FILES`],
+/// [`MAX_TOTAL_RULE_BYTES`], [`MAX_TOTAL_COST`]). Each `add_` counts one more file's share and
+/// says, as the message to show for that file, when it crosses a total.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spent {
+    files: usize,
+    bytes: u64,
+    steps: u64,
+}
+
+impl Spent {
+    /// One more file, before it is read.
+    pub fn add_file(&mut self) -> Result<(), String> {
+        self.files += 1;
+        if self.files > MAX_RULE_FILES {
+            return Err(format!(
+                "too many rule files: this is file {} of this run, the limit is \
+                 {MAX_RULE_FILES}; merge rule files or name fewer",
+                self.files
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bytes of the file just read.
+    pub fn add_bytes(&mut self, bytes: usize) -> Result<(), String> {
+        self.bytes = self.bytes.saturating_add(bytes as u64);
+        if self.bytes > MAX_TOTAL_RULE_BYTES {
+            return Err(format!(
+                "the rule files of this run are too large together: {} bytes with this one, the \
+                 limit is {MAX_TOTAL_RULE_BYTES}; name fewer or smaller rule files",
+                self.bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The estimated evaluation steps counted so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The estimated evaluation steps of the file just loaded.
+    pub fn add_steps(&mut self, steps: u64) -> Result<(), String> {
+        self.steps = self.steps.saturating_add(steps);
+        if self.steps > MAX_TOTAL_COST {
+            return Err(format!(
+                "the rule files of this run are too costly together: about {} evaluation steps \
+                 with this one, the limit is {MAX_TOTAL_COST}; name fewer rule files or make \
+                 their conditions cheaper",
+                self.steps
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -88,14 +88,15 @@ fn schema(variable: &str) -> Option<&'static TypeSchema> {
 
 /// Load the rules of one file. `existing` are the rules already loaded (for duplicate ids);
 /// `user` files may replace an existing rule with `override = true`. Runs on a thread with a
-/// large stack, within the bounds of [`limits`] (rule files may be hostile).
+/// large stack, within the bounds of [`limits`] (rule files may be hostile). Also gives the
+/// estimated evaluation steps of the file's rules, for the budget of all files together.
 pub(crate) fn load(
     name: &str,
     text: &str,
     env: &cel::Env,
     existing: &[Rule],
     user: bool,
-) -> Result<Vec<Rule>, LoadError> {
+) -> Result<(Vec<Rule>, u64), LoadError> {
     if text.len() > limits::MAX_FILE_BYTES {
         return Err(LoadError::file(
             name,
@@ -103,8 +104,9 @@ pub(crate) fn load(
         ));
     }
     limits::on_loader_stack(|| {
-        let loader = Loader::new(name, text, env, user, Checks::All, BTreeMap::new());
-        load_bounded(loader, existing)
+        let mut loader = Loader::new(name, text, env, user, Checks::All, BTreeMap::new());
+        let rules = load_bounded_with(&mut loader, existing)?;
+        Ok((rules, loader.steps))
     })
 }
 
@@ -172,10 +174,6 @@ fn conditions_of(text: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn load_bounded(mut loader: Loader<'_>, existing: &[Rule]) -> Result<Vec<Rule>, LoadError> {
-    load_bounded_with(&mut loader, existing)
 }
 
 fn load_bounded_with(loader: &mut Loader<'_>, existing: &[Rule]) -> Result<Vec<Rule>, LoadError> {

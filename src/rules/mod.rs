@@ -259,6 +259,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub struct RuleSet {
     rules: Vec<Rule>,
     env: Arc<cel::Env>,
+    /// What the user's rule files have taken of [`limits::TotalBudget`] so far.
+    spent: limits::Spent,
 }
 
 impl fmt::Debug for RuleSet {
@@ -281,6 +283,7 @@ impl RuleSet {
         RuleSet {
             rules: Vec::new(),
             env: Arc::new(cel::Env::stdlib()),
+            spent: limits::Spent::default(),
         }
     }
 
@@ -310,11 +313,41 @@ impl RuleSet {
     }
 
     /// Add the rules of a user's rule file. A rule whose id is already loaded is an error,
-    /// unless the rule says `override = true`, which replaces the loaded rule.
+    /// unless the rule says `override = true`, which replaces the loaded rule. The files loaded
+    /// this way share one budget ([`limits::MAX_RULE_FILES`], [`limits::MAX_TOTAL_RULE_BYTES`],
+    /// [`limits::MAX_TOTAL_COST`]); the file that crosses it is refused, by name.
     pub fn load_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let name = path.display().to_string();
-        let text = limits::read_rule_file(path).map_err(|e| LoadError::file(&name, e))?;
-        self.load_str(&name, &text)
+        let text = self
+            .spent
+            .add_file()
+            .and_then(|()| limits::read_rule_file(path))
+            .map_err(|why| LoadError::file(&name, why))?;
+        self.load_counted(&name, &text)
+    }
+
+    /// [`Self::load_file`] for a file already read (counted as one more file of the budget).
+    pub fn load_file_text(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        self.spent
+            .add_file()
+            .map_err(|why| LoadError::file(name, why))?;
+        self.load_counted(name, text)
+    }
+
+    /// Load a user's rule file whose count is taken; its bytes and cost are counted here.
+    fn load_counted(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        let over = |why: String| LoadError::file(name, why);
+        self.spent.add_bytes(text.len()).map_err(over)?;
+        let (loaded, steps) = load::load(name, text, &self.env, &self.rules, true)?;
+        self.spent.add_steps(steps).map_err(over)?;
+        self.add(loaded);
+        Ok(())
+    }
+
+    /// The estimated evaluation steps of the user's rule files loaded so far
+    /// ([`limits::MAX_TOTAL_COST`]): an upper bound of what evaluating them costs.
+    pub fn estimated_user_steps(&self) -> u64 {
+        self.spent.steps()
     }
 
     /// Add user rules from text; `name` is used in messages. Same rules as [`Self::load_file`].
@@ -323,7 +356,7 @@ impl RuleSet {
     }
 
     fn load_pack(&mut self, name: &str, text: &str, user: bool) -> Result<(), LoadError> {
-        let loaded = load::load(name, text, &self.env, &self.rules, user)?;
+        let (loaded, _) = load::load(name, text, &self.env, &self.rules, user)?;
         self.add(loaded);
         Ok(())
     }

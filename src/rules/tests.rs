@@ -5,8 +5,8 @@
 use super::eval::{evaluate_with, Inputs};
 use super::*;
 use crate::facts::python::{
-    LiveLlama, LiveProbe, LiveTorch, LiveTorchDevice, LlamaCppFacts, PythonEnv, PyvenvCfg,
-    TorchFacts, VersionMismatch,
+    EditorInterpreter, LiveLlama, LiveProbe, LiveTorch, LiveTorchDevice, LlamaCppFacts, PythonEnv,
+    PyvenvCfg, TorchFacts, VersionMismatch,
 };
 use crate::facts::{
     CudaDevice, Ecc, Facts, Gpu, GpuMemory, GpuProcess, KernelCheck, PciGpu, ProbeOutcome,
@@ -1165,6 +1165,31 @@ fn python_cases() -> Vec<(&'static str, FactsEdit, InputsEdit)> {
                 cpu_llama(f, "0.3.16");
                 env0(f).python_version = Some("3.13.1".into());
                 live0(f).python_version = Some("3.13.1".into());
+            },
+            no_input_change,
+        ),
+        (
+            "editor-interpreter-missing",
+            |f| {
+                f.python.editor = Some(EditorInterpreter {
+                    settings_file: "/home/u/proj/.vscode/settings.json".into(),
+                    key: "python.defaultInterpreterPath".into(),
+                    value: "${workspaceFolder}/.venv-old/bin/python".into(),
+                    resolved: Some("/home/u/proj/.venv-old/bin/python".into()),
+                    exists: false,
+                    environment: None,
+                });
+            },
+            no_input_change,
+        ),
+        (
+            "venv-base-interpreter-unreadable",
+            |f| {
+                let e = env0(f);
+                e.base_python = Some("/home/other/.pyenv/versions/3.12.3/bin/python3".into());
+                e.base_python_exists = None;
+                e.base_python_unreadable = Some("Permission denied (os error 13)".into());
+                e.live = None; // its interpreter cannot start
             },
             no_input_change,
         ),

@@ -292,10 +292,22 @@ fn base_python(env: &mut PythonEnv) {
     });
     let mut candidates: Vec<PathBuf> = names.iter().map(|n| home.join(n)).collect();
     candidates.extend(major_minor.map(|n| home.join(n)));
-    let found = candidates.iter().find(|p| p.is_file());
+    let mut unreadable = None;
+    let found = candidates.iter().find(|p| match std::fs::metadata(p) {
+        Ok(meta) => meta.is_file(),
+        // Not "gone": there may well be an interpreter this user may not reach.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            unreadable.get_or_insert_with(|| e.to_string());
+            false
+        }
+        Err(_) => false,
+    });
     let shown = found.unwrap_or(&candidates[0]);
     env.base_python = Some(shown.to_string_lossy().into_owned());
-    env.base_python_exists = Some(found.is_some());
+    match (found, unreadable) {
+        (None, Some(why)) => env.base_python_unreadable = Some(why),
+        (found, _) => env.base_python_exists = Some(found.is_some()),
+    }
 }
 
 /// A path of the other OS family: `C:\…` or `\\server\…` on a POSIX host.
