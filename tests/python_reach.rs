@@ -573,3 +573,40 @@ fn a_base_upgraded_to_another_python_version_is_named_statically_and_live() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_venv_whose_home_is_another_venvs_bin_reaches_the_base_installation_not_that_venv() {
+    let sb = sandbox();
+    // Venv A holds torch; venv B was made pointing at A's interpreter, seeing "system" packages.
+    let a = sb.root.join("a");
+    let a_site = venv(Path::new("python3"), &a, false);
+    stand_in_torch(&a_site);
+    let b = sb.project.join(".venv-b");
+    let version = python_out(
+        &a.join("bin/python3"),
+        "import sys; print('%d.%d.%d' % sys.version_info[:3])",
+    );
+    let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    fs::create_dir_all(b.join("bin")).unwrap();
+    fs::create_dir_all(b.join(format!("lib/python{minor}/site-packages"))).unwrap();
+    std::os::unix::fs::symlink(a.join("bin/python3"), b.join("bin/python3")).unwrap();
+    write(
+        &b.join("pyvenv.cfg"),
+        &format!(
+            "home = {}\ninclude-system-site-packages = true\nversion = {version}\n",
+            a.join("bin").display()
+        ),
+    );
+    let quick = facts(&sb, "quick", false);
+    let standard = facts(&sb, "standard", false);
+    let q = environment(&quick, ".venv-b");
+    let s = environment(&standard, ".venv-b");
+    assert_eq!(s["live"]["status"], "ok", "{:#}", s["live"]);
+    assert_eq!(strings(&s["live"]["import_paths"]), static_sys_path(q));
+    assert!(
+        !static_sys_path(q).contains(&a_site.to_string_lossy().into_owned()),
+        "the interpreter runs from the base installation, not from venv A"
+    );
+    assert_eq!(q["torch"]["installed"], false);
+    assert_eq!(s["live"]["torch"]["attempted"], false);
+}

@@ -171,7 +171,7 @@ fn inspect_site(env: &mut PythonEnv) {
     env.errors.extend(
         errors
             .into_iter()
-            .map(|e| format!("an import folder could not be listed: {e}")),
+            .map(|e| format!("site-packages could not be listed: {e}")),
     );
     env.torch = site::torch(&sp);
     env.llama_cpp = site::llama_cpp(&sp);

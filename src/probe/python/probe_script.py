@@ -197,6 +197,10 @@ def package_paths():
             norm = os.path.normpath(entry) if entry else entry
             if not entry or norm in stdlib or entry.endswith(".zip"):
                 continue
+            # Python 2's plat-linux2, lib-tk, ...: below the standard library, not packages.
+            inside = [s for s in stdlib if norm.startswith(s + os.sep)]
+            if inside and "-packages" not in norm[len(inside[0]):]:
+                continue
             out.append(text(entry, 1000))
         return out[:64]
     except BaseException:
