@@ -1097,7 +1097,10 @@ fn an_imported_llama_cpp_outranks_files_that_show_none() {
     live.llama_cpp.supports_gpu_offload = Some(false);
     f.python.environments[0].live = Some(live.clone());
     let v = &views_of(&f)[0];
-    assert_eq!((v.verdict.as_str(), v.gpu_ready_llama), ("broken", Some(false)));
+    assert_eq!(
+        (v.verdict.as_str(), v.gpu_ready_llama),
+        ("broken", Some(false))
+    );
     assert!(v.llama_cuda_problem.is_some());
     // Files and interpreter agree: nothing to say.
     f.python.environments[0].llama_cpp = crate::facts::python::LlamaCppFacts {
