@@ -1,8 +1,9 @@
 //! The markdown format: an onboarding checklist. A heading with the verdict, then per report
 //! section a task list: `- [x]` for each check that passed (or could not apply), `- [ ]` for
 //! each that found something to do, with the explanation and the fix commands in ```bash and
-//! ```powershell blocks. GitHub, GitLab and most wikis render the boxes; the github format
-//! appends the same text to $GITHUB_STEP_SUMMARY.
+//! ```powershell blocks. The Python section opens with the environment matrix as judged. A
+//! finding another one causes is a ticked item that names its cause. GitHub, GitLab and most
+//! wikis render the boxes; the github format appends the same text to $GITHUB_STEP_SUMMARY.
 //!
 //! Foreign text is escaped so it cannot open markup (a `*` in a GPU name, a `<` in an error),
 //! and code fences are made longer than any run of backticks inside them.
