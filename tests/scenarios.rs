@@ -685,6 +685,19 @@ fn live_answers_outrank_file_guesses() {
         row.contains("2.11.0+cu130") && row.contains("ready"),
         "{row}"
     );
+    // The matrix is judged once; JSON carries it, Markdown renders it.
+    let venv = &doc["environments"][0];
+    assert_eq!(
+        (&venv["env"], &venv["torch"], &venv["verdict"]),
+        (&".venv".into(), &"2.11.0+cu130".into(), &"ready".into()),
+        "{:#}",
+        doc["environments"]
+    );
+    let (_, _, markdown) = judge(&facts, "markdown", &[]);
+    assert!(
+        markdown.contains("| .venv | 3.12 | 2.11.0+cu130 | yes | CUDA | ready | — |"),
+        "{markdown}"
+    );
     let in_use = &doc["findings"][0];
     assert_eq!(in_use["rule"], "python-env-in-use-not-gpu-ready");
     assert_eq!(

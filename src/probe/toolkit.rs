@@ -892,6 +892,27 @@ mod tests {
         assert!(!is_versioned_cuda_path_var("CUDA_PATH"));
     }
 
+    /// CMake's FindCUDAToolkit reads CUDAToolkit_ROOT, conda and older tools CUDA_ROOT: each
+    /// leads to its toolkit, and one naming no folder is recorded for judging.
+    #[test]
+    fn cuda_root_and_cudatoolkit_root_are_selectors_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = tmp.path().join("rt");
+        write(&rt.join("version.json"), &version_json("12.8.90"));
+        let env = [
+            ("CUDAToolkit_ROOT", rt.display().to_string()),
+            ("CUDA_ROOT", "/nonexistent/cuda-12.9".to_string()),
+        ];
+        let facts = probe(&ctx(tmp.path(), Profile::Quick, &env)).data;
+        assert_eq!(facts.installs.len(), 1, "{:?}", facts.installs);
+        assert_eq!(facts.installs[0].found_by, vec!["cudatoolkit_root"]);
+        assert_eq!(facts.installs[0].nvcc, None, "a runtime-only folder");
+        assert_eq!(
+            facts.selector_errors.get("CUDA_ROOT").map(String::as_str),
+            Some("/nonexistent/cuda-12.9: no such folder")
+        );
+    }
+
     #[test]
     fn windows_paths_are_understood_as_data_on_any_os() {
         let win = r"C:\Program Files\NVIDIA GPU Computing Toolkit\CUDA\v13.0";

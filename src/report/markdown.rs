@@ -1,8 +1,9 @@
 //! The markdown format: an onboarding checklist. A heading with the verdict, then per report
 //! section a task list: `- [x]` for each check that passed (or could not apply), `- [ ]` for
 //! each that found something to do, with the explanation and the fix commands in ```bash and
-//! ```powershell blocks. GitHub, GitLab and most wikis render the boxes; the github format
-//! appends the same text to $GITHUB_STEP_SUMMARY.
+//! ```powershell blocks. The Python section opens with the environment matrix as judged. A
+//! finding another one causes is a ticked item that names its cause. GitHub, GitLab and most
+//! wikis render the boxes; the github format appends the same text to $GITHUB_STEP_SUMMARY.
 //!
 //! Foreign text is escaped so it cannot open markup (a `*` in a GPU name, a `<` in an error),
 //! and code fences are made longer than any run of backticks inside them.
@@ -30,11 +31,44 @@ pub fn render(input: &ReportInput) -> String {
             continue;
         }
         let _ = writeln!(out, "\n## {}\n", title_case(category));
+        if category == "python" {
+            environments(&mut out, &input.derived.python.matrix);
+        }
         for check in members {
             item(&mut out, check);
         }
     }
     out
+}
+
+/// The environment matrix as judged (crate::rules::Judgement), as a table.
+fn environments(out: &mut String, rows: &[crate::knowledge::derive::MatrixRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "| environment | python | torch | torch on GPU | llama.cpp GPU | verdict | used by |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let used_by = if r.used_by.is_empty() {
+            "—".to_string()
+        } else {
+            r.used_by.join(", ")
+        };
+        let cells = [
+            &r.env,
+            &r.python,
+            &r.torch,
+            &r.cuda_usable,
+            &r.llama,
+            &r.verdict,
+            &used_by,
+        ];
+        let cells: Vec<String> = cells.iter().map(|c| inline(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out.push('\n');
 }
 
 fn heading(input: &ReportInput) -> String {

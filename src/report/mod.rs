@@ -217,6 +217,12 @@ pub fn explain_rule(rule: &Rule) -> String {
         rule.since
     );
     out.push_str(&format!("When: {}\n\n", rule.when));
+    if !rule.caused_by.is_empty() {
+        out.push_str(&format!(
+            "Shown under, and not counted apart from: {}\n\n",
+            rule.caused_by.join(", ")
+        ));
+    }
     out.push_str(rule.docs.trim());
     out.push_str("\n\n");
     // A rule may offer several commands: the first whose values are all known is shown.

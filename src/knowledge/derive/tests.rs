@@ -1065,3 +1065,48 @@ fn conda_environments_have_no_activation_script_to_source() {
     );
     assert_eq!(v.verdict, "ready");
 }
+
+/// llama-cpp-python reached from outside the environment's own site-packages (a `.pth` line,
+/// the base interpreter's): the files show none, the interpreter imported a CUDA build that
+/// offloads. The interpreter's answer is the environment's package; the disagreement is named.
+#[test]
+fn an_imported_llama_cpp_outranks_files_that_show_none() {
+    let mut f = with_envs(h100(), vec![linux_env(".venv", "3.12.3", None)]);
+    let mut live = LiveProbe {
+        status: "ok".into(),
+        ..LiveProbe::default()
+    };
+    live.llama_cpp.attempted = true;
+    live.llama_cpp.import_ok = true;
+    live.llama_cpp.version = Some("0.3.36".into());
+    live.llama_cpp.backends = vec!["CUDA".into(), "CPU".into()];
+    live.llama_cpp.supports_gpu_offload = Some(true);
+    f.python.environments[0].live = Some(live.clone());
+    let v = &views_of(&f)[0];
+    assert!(v.env.llama_cpp.installed);
+    assert_eq!(v.llama_gpu_backend, "CUDA");
+    assert_eq!(v.gpu_ready_llama, Some(true));
+    assert_eq!((v.verdict.as_str(), v.complete), ("ready", true));
+    assert_eq!(
+        v.live_over_files,
+        [".venv: its files show llama-cpp-python none, its interpreter imported llama-cpp-python 0.3.36: the interpreter's answer counts"]
+    );
+    // The files as read stay in the facts.
+    assert!(!f.python.environments[0].llama_cpp.installed);
+    // It imported, but offloads nothing: a broken CUDA build, whatever the files say.
+    live.llama_cpp.supports_gpu_offload = Some(false);
+    f.python.environments[0].live = Some(live.clone());
+    let v = &views_of(&f)[0];
+    assert_eq!(
+        (v.verdict.as_str(), v.gpu_ready_llama),
+        ("broken", Some(false))
+    );
+    assert!(v.llama_cuda_problem.is_some());
+    // Files and interpreter agree: nothing to say.
+    f.python.environments[0].llama_cpp = crate::facts::python::LlamaCppFacts {
+        installed: true,
+        version: Some("0.3.36".into()),
+        ..Default::default()
+    };
+    assert!(views_of(&f)[0].live_over_files.is_empty());
+}

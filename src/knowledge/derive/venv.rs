@@ -364,30 +364,42 @@ fn believe_live(env: &PythonEnv) -> (PythonEnv, Vec<String>) {
     (env, notes)
 }
 
-/// What the files said of a package, for a disagreement's words.
-fn files_said(installed: bool, version: Option<&str>) -> String {
-    match (installed, version) {
-        (false, _) => "none".to_string(),
-        (true, Some(v)) => v.to_string(),
-        (true, None) => "an unreadable version".to_string(),
+/// What the files and the interpreter say of a package, when they disagree: the files show
+/// none, or another version, than the one imported.
+fn disagreement(
+    env: &str,
+    package: &str,
+    installed: bool,
+    files: Option<&str>,
+    imported: Option<&str>,
+) -> Option<String> {
+    if installed && (imported.is_none() || files == imported) {
+        return None;
     }
+    let files = match (installed, files) {
+        (false, _) => "none",
+        (true, Some(v)) => v,
+        (true, None) => "an unreadable version",
+    };
+    Some(format!(
+        "{env}: its files show {package} {files}, its interpreter imported {package} {}: the interpreter's answer counts",
+        imported.unwrap_or("(version unknown)")
+    ))
 }
 
+/// torch as the interpreter imported it, in place of the files' reading, when they disagree.
 fn live_torch(env: &mut PythonEnv, t: &crate::facts::python::LiveTorch) -> Option<String> {
     if !t.import_ok {
         return None;
     }
     let files = &env.torch;
-    let same = files.installed && (t.version.is_none() || files.version == t.version);
-    if same {
-        return None;
-    }
-    let note = format!(
-        "{}: its files show torch {}, its interpreter imported torch {}: the interpreter's answer counts",
-        env.name,
-        files_said(files.installed, files.version.as_deref()),
-        t.version.as_deref().unwrap_or("(version unknown)")
-    );
+    let note = disagreement(
+        &env.name,
+        "torch",
+        files.installed,
+        files.version.as_deref(),
+        t.version.as_deref(),
+    )?;
     let cuda = t.cuda.clone();
     let short = cuda
         .as_deref()
@@ -414,21 +426,20 @@ fn live_torch(env: &mut PythonEnv, t: &crate::facts::python::LiveTorch) -> Optio
     Some(note)
 }
 
+/// llama-cpp-python as the interpreter imported it (its backends from llama_print_system_info),
+/// in place of the files' reading, when they disagree.
 fn live_llama(env: &mut PythonEnv, l: &crate::facts::python::LiveLlama) -> Option<String> {
     if !l.import_ok {
         return None;
     }
     let files = &env.llama_cpp;
-    let same = files.installed && (l.version.is_none() || files.version == l.version);
-    if same {
-        return None;
-    }
-    let note = format!(
-        "{}: its files show llama-cpp-python {}, its interpreter imported llama-cpp-python {}: the interpreter's answer counts",
-        env.name,
-        files_said(files.installed, files.version.as_deref()),
-        l.version.as_deref().unwrap_or("(version unknown)")
-    );
+    let note = disagreement(
+        &env.name,
+        "llama-cpp-python",
+        files.installed,
+        files.version.as_deref(),
+        l.version.as_deref(),
+    )?;
     let backends: Vec<String> = l.backends.iter().map(|b| b.to_ascii_lowercase()).collect();
     let gpu_backends: Vec<String> = backends
         .iter()
