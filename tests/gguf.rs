@@ -4,7 +4,6 @@
 //! errors quickly and without large allocations (checked again in a child under `ulimit -v`).
 
 use gpu_doctor::gguf::reader::{read_file_capped, ArrayItems};
-use gpu_doctor::gguf::writer::write_to;
 use gpu_doctor::gguf::{
     layers_that_fit, read_bytes, read_file, summarize, write_cached, GgmlType, GgufErrorKind,
     KvCacheType, ModelParams, Value,
