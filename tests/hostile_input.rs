@@ -460,11 +460,7 @@ fn an_escape_sequence_in_gguf_metadata_is_written_out() {
         dir.path(),
         &["model", path.to_str().unwrap(), "--free-mib", "8192"],
     );
-    assert!(
-        matches!(out.code, Some(0 | 1 | 2)),
-        "a verdict or a clear error\n{}",
-        out.stderr
-    );
+    assert_eq!(out.code, Some(0), "the model is read\n{}", out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
         !all.contains('\u{1b}'),
