@@ -159,8 +159,13 @@ pub fn render(input: &ReportInput) -> String {
             categories_with_issues += 1;
         }
     }
-    for o in super::overrides(input.rules) {
-        let _ = writeln!(out, "    ~ {}", visible(&o.text()));
+    // Not under a section: an override may silence any of them.
+    let overrides = super::overrides(input.rules);
+    if !overrides.is_empty() {
+        out.push('\n');
+    }
+    for o in overrides {
+        let _ = writeln!(out, "~ {}", visible(&o.text()));
     }
     out.push('\n');
     out.push_str(&summary_line(input, categories_with_issues, glyphs));
