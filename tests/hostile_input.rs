@@ -113,6 +113,41 @@ fn a_variable_that_is_not_utf8_is_read_lossily_and_never_panics() {
 }
 
 #[test]
+fn the_programs_the_doctor_starts_get_a_variable_that_is_not_utf8_byte_for_byte() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let venv = root.join(".venv");
+    common::real_venv(&venv);
+    // The environment's interpreter (run by the standard profile) records what it was given.
+    let seen = root.join("seen");
+    let bin = venv.join("bin");
+    for name in ["python", "python3"] {
+        let _ = fs::remove_file(bin.join(name));
+    }
+    let script = format!("#!/bin/sh\nprintf %s \"$ODD\" > '{}'\n", seen.display());
+    fs::write(bin.join("python3"), script).unwrap();
+    fs::set_permissions(bin.join("python3"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("python3", bin.join("python")).unwrap();
+    let args: Vec<&OsStr> = ["check", "--profile", "standard", "--format", "json"]
+        .iter()
+        .map(OsStr::new)
+        .collect();
+    let out = doctor_in(
+        &root,
+        &args,
+        &[(OsStr::new("ODD"), bytes(b"caf\xe9"))],
+        false,
+    );
+    assert!(matches!(out.code, Some(0 | 1)), "{}", out.stderr);
+    assert_eq!(
+        fs::read(&seen).expect("the interpreter ran"),
+        b"caf\xe9",
+        "the child got the exact bytes, not U+FFFD"
+    );
+}
+
+#[test]
 fn a_flag_variable_that_is_not_utf8_is_named_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = doctor_in(
