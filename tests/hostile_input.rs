@@ -263,6 +263,29 @@ fn a_symbolic_link_as_output_stays_and_its_target_gets_the_report() {
     assert!(report.contains("\"verdict\""), "{report}");
 }
 
+#[test]
+fn a_descriptor_as_output_is_written_where_it_points_keeping_an_appended_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    fs::write(&log, "earlier lines\n").unwrap();
+    // `gpu-doctor check --output /proc/self/fd/1 >> log` (the real /dev/stdout is not touched).
+    let appending = fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"));
+    cmd.args(["check", "--facts", FACTS, "--format", "line"])
+        .args(["--output", "/proc/self/fd/1"])
+        .env("GPU_DOCTOR_NO_CONFIG", "1")
+        .stdout(appending);
+    let status = cmd.status().unwrap();
+    assert!(matches!(status.code(), Some(0 | 1)), "{status}");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.starts_with("earlier lines\n"),
+        "the log was cut: {text}"
+    );
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(fs::symlink_metadata(&log).unwrap().file_type().is_file());
+}
+
 /// A `cat` reading a FIFO, killed when dropped (should the FIFO never be written).
 struct Reader(Child);
 
