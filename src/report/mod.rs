@@ -20,7 +20,6 @@ use crate::facts::Facts;
 use crate::rules::{Finding, Rule, RuleSet, Severity};
 use serde::Serialize;
 
-pub use prom::write_atomic;
 pub use visible::visible;
 
 /// Everything a renderer may use.
