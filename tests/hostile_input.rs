@@ -380,6 +380,12 @@ fn fix_yes_runs_no_command_of_a_repository_rule_file_and_shows_its_escapes() {
         out.stdout
     );
     assert!(out.stdout.contains("--trust-rules"), "{}", out.stdout);
+    // `explain` shows the same command written out.
+    let explain: Vec<&OsStr> = ["explain", "repo-rule"].iter().map(OsStr::new).collect();
+    let out = doctor_in(project.path(), &explain, &[], true);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stdout.contains('\u{1b}'), "{}", out.stdout);
+    assert!(out.stdout.contains("\\u{1b}[2K\\r"), "{}", out.stdout);
 
     // Trusted by the user for this file: it runs.
     let args: Vec<&OsStr> = [
