@@ -462,6 +462,22 @@ fn an_override_of_a_built_in_rule_is_shown_in_every_format() {
         "{}",
         line.stdout
     );
+    // `exec` on a ready machine says so before it runs the command.
+    let ready = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/facts/h100.json");
+    let exec = doctor(
+        dir.path(),
+        &[
+            "exec",
+            "--facts",
+            ready,
+            "--rules",
+            rules.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(exec.code, Some(0), "{}", exec.stderr);
+    assert!(exec.stderr.contains(&by), "exec: {}", exec.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------
