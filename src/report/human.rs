@@ -309,7 +309,7 @@ fn summary_line(input: &ReportInput, categories: usize, g: Glyphs) -> String {
     if v.waived == 0 {
         return line;
     }
-    let by = input.config.unwrap_or("the configuration");
+    let by = visible(input.config.unwrap_or("the configuration"));
     format!(
         "{} ({} waived by {by})\n",
         line.trim_end(),
