@@ -252,6 +252,10 @@ fn exec(
         eprintln!("gpu-doctor: not running {what}: this machine is not ready (exit code 1)");
         return Ok(EXIT_NOT_READY);
     }
+    // An override may be why it is ready: said before the command runs, like a waiver.
+    for o in report::overrides(&judged.rules) {
+        eprintln!("gpu-doctor: {}", report::visible(&o.text()));
+    }
     if v.errors + v.warnings > 0 {
         eprintln!(
             "gpu-doctor: ready below the fail level ({} error(s), {} warning(s): `gpu-doctor check` shows them); running {what}",

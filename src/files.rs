@@ -96,8 +96,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
 /// Write a report to `path`: atomically when it is a regular file or does not exist; through
 /// the link when it is a symbolic link (the link stays, its target gets the report, atomically
 /// when that is a regular file); into the device or FIFO otherwise, opened for writing and never
-/// replaced. A FIFO that nobody reads is an error at once, not a wait.
+/// replaced. A FIFO that nobody reads is an error at once, not a wait. `/dev/stdout` and the
+/// like are written to the descriptor they name, where the shell's redirection points.
 pub fn write_report(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Some(fd) = descriptor_named(path) {
+        return write_to_descriptor(fd, bytes);
+    }
     let target = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return write_atomic(path, bytes, true),
         Err(e) => return Err(e),
@@ -115,6 +120,37 @@ pub fn write_report(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Ok(_) => path,
     };
     write_into(target, bytes)
+}
+
+/// The descriptor `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` or `/proc/self/fd/N` names: opening
+/// one of those would start a new file offset (and truncate a log the shell appends to).
+#[cfg(unix)]
+fn descriptor_named(path: &Path) -> Option<i32> {
+    let p = path.to_str()?;
+    match p {
+        "/dev/stdout" => Some(1),
+        "/dev/stderr" => Some(2),
+        _ => p
+            .strip_prefix("/dev/fd/")
+            .or_else(|| p.strip_prefix("/proc/self/fd/"))?
+            .parse()
+            .ok(),
+    }
+}
+
+/// Write `bytes` to this process's descriptor `fd`, through a duplicate of it.
+#[cfg(unix)]
+fn write_to_descriptor(fd: i32, bytes: &[u8]) -> io::Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: dup(2) returns a new descriptor (or -1), which the File below owns and closes.
+    let copy = unsafe { libc::dup(fd) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a descriptor nothing else owns.
+    let mut file = unsafe { File::from_raw_fd(copy) };
+    file.write_all(bytes)?;
+    file.flush()
 }
 
 /// Open `path` for writing without replacing it, and write `bytes` into it.

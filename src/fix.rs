@@ -433,4 +433,41 @@ mod tests {
         assert!(matches!(outcome, Outcome::Failed { ref why, .. } if why.contains("longer than")));
         assert!(start.elapsed() < Duration::from_secs(20));
     }
+
+    #[test]
+    fn an_untrusted_rule_files_fix_is_shown_escaped_and_not_run_but_a_trusted_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, builtin) = (dir.path().join("repo"), dir.path().join("builtin"));
+        let findings = [
+            finding(
+                "repo-rule",
+                None,
+                &format!("touch '{}'; true \u{1b}[2K\r $ ls", repo.display()),
+            ),
+            finding(
+                "builtin-rule",
+                None,
+                &format!("touch '{}'", builtin.display()),
+            ),
+        ];
+        let untrusted = BTreeMap::from([("repo-rule".to_string(), "ci/rules.toml".to_string())]);
+        let steps = plan(&findings, &[], Shell::Bash, &untrusted);
+        assert_eq!(steps[0].action, Action::Untrusted);
+        let shown = render_plan(&steps, Shell::Bash, true);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r'),
+            "{shown}"
+        );
+        assert!(shown.contains("true \\u{1b}[2K\\r $ ls"), "{shown}");
+        assert!(shown.contains("--trust-rules ci/rules.toml"), "{shown}");
+        let outcome = run_plan(
+            &steps,
+            Shell::Bash,
+            Duration::from_secs(30),
+            &mut Vec::new(),
+        );
+        assert_eq!(outcome, Outcome::Done(1));
+        assert!(builtin.exists(), "the trusted fix ran");
+        assert!(!repo.exists(), "the untrusted fix did not");
+    }
 }

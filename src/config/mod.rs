@@ -288,8 +288,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, LoadError> {
 /// (`--config` or `GPU_DOCTOR_CONFIG`), none (`GPU_DOCTOR_NO_CONFIG`), else the nearest one
 /// found from the project folder.
 pub fn resolve(explicit: Option<&Path>, no_config: bool) -> Result<Option<Config>, LoadError> {
-    let env_no_config =
-        std::env::var(NO_CONFIG_VAR).is_ok_and(|v| !v.is_empty() && !is_false_word(&v));
+    // Any bytes but "", "0", "false"... say "no configuration", UTF-8 or not.
+    let env_no_config = std::env::var_os(NO_CONFIG_VAR)
+        .is_some_and(|v| !v.is_empty() && !is_false_word(&v.to_string_lossy()));
     if no_config || (explicit.is_none() && env_no_config) {
         return Ok(None);
     }

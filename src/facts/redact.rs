@@ -77,7 +77,12 @@ pub struct Me {
 
 impl Me {
     pub fn from_env() -> Me {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        // Lossy, as the facts hold the environment: a home that is not UTF-8 is still redacted.
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .map(|v| v.to_string_lossy().into_owned())
+                .filter(|v| !v.trim().is_empty())
+        };
         let home = var("HOME")
             .or_else(|| var("USERPROFILE"))
             .map(|h| h.trim_end_matches(['/', '\\']).to_string())

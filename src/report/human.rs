@@ -184,8 +184,13 @@ pub fn render(input: &ReportInput) -> String {
             categories_with_issues += 1;
         }
     }
-    for o in super::overrides(input.rules) {
-        let _ = writeln!(out, "    ~ {}", visible(&o.text()));
+    // Not under a section: an override may silence any of them.
+    let overrides = super::overrides(input.rules);
+    if !overrides.is_empty() {
+        out.push('\n');
+    }
+    for o in overrides {
+        let _ = writeln!(out, "~ {}", visible(&o.text()));
     }
     out.push('\n');
     out.push_str(&summary_line(input, categories_with_issues, glyphs));
@@ -348,7 +353,7 @@ fn summary_line(input: &ReportInput, categories: usize, g: Glyphs) -> String {
     if v.waived == 0 {
         return line;
     }
-    let by = input.config.unwrap_or("the configuration");
+    let by = visible(input.config.unwrap_or("the configuration"));
     format!(
         "{} ({} waived by {by})\n",
         line.trim_end(),

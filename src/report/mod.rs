@@ -21,7 +21,6 @@ use crate::facts::Facts;
 use crate::rules::{Finding, Rule, RuleSet, Severity};
 use serde::Serialize;
 
-pub use prom::write_atomic;
 pub use visible::visible;
 
 /// Everything a renderer may use.
@@ -200,7 +199,7 @@ pub fn rule_list(rules: &RuleSet) -> String {
             r.id,
             severity_word(r.severity),
             r.category,
-            r.title,
+            visible(&r.title),
         ));
     }
     out
@@ -216,15 +215,19 @@ pub fn explain_rule(rule: &Rule) -> String {
         rule.scope.as_str(),
         rule.since
     );
-    out.push_str(&format!("When: {}\n\n", rule.when));
+    out.push_str(&format!("When: {}\n\n", visible(&rule.when)));
     if !rule.caused_by.is_empty() {
         out.push_str(&format!(
             "Shown under, and not counted apart from: {}\n\n",
-            rule.caused_by.join(", ")
+            visible(&rule.caused_by.join(", "))
         ));
     }
-    out.push_str(rule.docs.trim());
-    out.push_str("\n\n");
+    // A rule file's text: its lines kept, anything else a terminal would obey written out.
+    for line in rule.docs.trim().split('\n') {
+        out.push_str(&visible(line));
+        out.push('\n');
+    }
+    out.push('\n');
     // A rule may offer several commands: the first whose values are all known is shown.
     for (shell, fixes) in [
         ("bash", &rule.fix_bash_alternatives),
@@ -236,7 +239,10 @@ pub fn explain_rule(rule: &Rule) -> String {
             } else {
                 "  or else:".to_string()
             };
-            out.push_str(&format!("{label:<18}{fix}\n"));
+            for (n, line) in fix.split('\n').enumerate() {
+                let label = if n == 0 { label.as_str() } else { "" };
+                out.push_str(&format!("{label:<18}{}\n", visible(line)));
+            }
         }
     }
     out

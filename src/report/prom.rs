@@ -7,15 +7,15 @@
 //! DCGM's telemetry. Series are unique (node_exporter rejects a file with a duplicate), and
 //! label values and HELP text are escaped.
 //!
-//! The renderer writes to stdout like every format; [`write_atomic`] is the temp file +
-//! rename that a textfile directory needs, for `--output`.
+//! The renderer writes to stdout like every format; `--output` writes through
+//! [`crate::files::write_report`]: a temporary file (named `.NAME.PID.N.tmp`, which the textfile
+//! collector, reading only `*.prom`, ignores) renamed into place, as a textfile directory needs.
 
 use super::{severity_word, ReportInput};
 use crate::facts::{Facts, Gpu};
 use crate::rules::{Finding, Severity};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// One metric family being written: name, help, type, then samples.
 struct Family<'o> {
@@ -255,13 +255,6 @@ fn escape_help(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-/// Replace `path` with `text` atomically ([`crate::files::write_atomic`], flushed to disk); the
-/// temporary file's name starts with a dot and ends with `.tmp`, so the textfile collector,
-/// which reads only `*.prom`, ignores it.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::files::write_atomic(path, text.as_bytes(), true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gpu_doctor.prom");
         std::fs::write(&path, "old\n").unwrap();
-        write_atomic(&path, "new\n").unwrap();
+        crate::files::write_report(&path, b"new\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "a temp file was left: {names:?}");

@@ -546,7 +546,8 @@ fn write_entry(path: &Path, key: Key, live: &LiveProbe, end: SystemTime) -> bool
     };
     match serde_json::to_string(&entry) {
         Ok(text) if text.len() as u64 <= MAX_ENTRY_BYTES => {
-            write_atomic(path, text.as_bytes()).is_ok()
+            // No fsync: a file torn by a power cut is ignored like any other corrupt entry.
+            crate::files::write_atomic(path, text.as_bytes(), false).is_ok()
         }
         _ => false,
     }
@@ -583,12 +584,6 @@ fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
         .read_to_end(&mut bytes)
         .ok()?;
     (bytes.len() as u64 <= max).then_some(bytes)
-}
-
-/// Write the entry whole ([`crate::files::write_atomic`]). No fsync: a file torn by a power
-/// cut is ignored like any other corrupt entry.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::files::write_atomic(path, bytes, false)
 }
 
 /// Keep the `keep` most recently written entries; also remove temporary files left by a run
