@@ -542,6 +542,14 @@ type Recorded = (
     &'static [(&'static str, &'static str)],
 );
 
+/// What the H200 project (bench/gpu-machine-judging.sh) gets in every profile.
+const H200_PROJECT: &[&str] = &[
+    "llama-cpp-cpu-build",
+    "python-env-in-use-not-gpu-ready",
+    "venv-base-interpreter-missing",
+    "venv-python-version-changed",
+];
+
 /// Every recorded machine with the verdict it must get: a finding nobody stated here (a wrong
 /// headline) fails, and so does a recording without a row.
 #[test]
@@ -596,6 +604,50 @@ fn recorded_machines_get_their_verdicts() {
                 "python-env-in-use-not-gpu-ready",
             ],
             &[("llama-cpp-cpu-build", "llama-layers-on-cpu")],
+        ),
+        // The H200 (bench/gpu-machine-judging.sh; layout in fixtures/reports): .venv-cuda is a
+        // CUDA llama-cpp-python built there with torch reached through a .pth line (complete),
+        // .venv-cpu the CPU-only build carried from the development machine, .venv-system a
+        // --system-site-packages venv whose base reaches torch through a .pth line, .venv-gone a
+        // venv whose base Python was removed, .venv-upgraded one made with 3.10 whose base
+        // python3 is now 3.12; `python` on PATH is /opt/torch/.venv (no llama-cpp-python).
+        ("h200-judging.json", 1, H200_PROJECT, &[]),
+        ("h200-judging-quick.json", 1, H200_PROJECT, &[]),
+        (
+            "h200-judging-full.json",
+            1,
+            H200_PROJECT,
+            &[("llama-cpp-cpu-build", "llama-layers-on-cpu")],
+        ),
+        ("h200-judging-cuda-visible-uuid.json", 1, H200_PROJECT, &[]),
+        // CUDA_VISIBLE_DEVICES= there: one cause, the CUDA build's failure and the
+        // incompleteness under it; the other environments' own causes stay.
+        (
+            "h200-judging-cuda-visible-empty.json",
+            1,
+            &[
+                "cuda-visible-devices-hides-all",
+                "llama-cpp-cpu-build",
+                "venv-base-interpreter-missing",
+                "venv-python-version-changed",
+            ],
+            &[
+                ("cuda-visible-devices-hides-all", "llama-cpp-cuda-backend-fails"),
+                ("cuda-visible-devices-hides-all", "python-envs-none-complete"),
+            ],
+        ),
+        // CUDA_PATH=/usr/local/cuda-12.4, a folder that does not exist there.
+        (
+            "h200-judging-cuda-path-missing.json",
+            1,
+            &[
+                "llama-cpp-cpu-build",
+                "python-env-in-use-not-gpu-ready",
+                "toolkit-variable-names-no-toolkit",
+                "venv-base-interpreter-missing",
+                "venv-python-version-changed",
+            ],
+            &[],
         ),
         // The development machine: no GPU, no driver, in a container.
         (
@@ -777,4 +829,51 @@ fn the_recorded_torch_venv_uses_the_h100() {
         .filter(|f| f["rule"].as_str().unwrap_or("").starts_with("torch-"))
         .collect();
     assert!(torch_findings.is_empty(), "{raw}");
+}
+
+/// The H200 project (bench/gpu-machine-judging.sh) in the quick and standard profiles: the
+/// environments that reach torch through `.pth` lines (their own, or the base's under
+/// include-system-site-packages) show it from files alone as their interpreters did live, and an
+/// environment whose interpreter cannot see its packages is broken, not empty.
+#[test]
+fn the_h200_project_matrix_is_the_same_from_files_and_from_the_interpreters() {
+    let verdicts = |file: &str| -> Vec<(String, String, String)> {
+        let facts: Value = serde_json::from_slice(
+            &std::fs::read(root().join("fixtures/facts").join(file)).unwrap(),
+        )
+        .unwrap();
+        let (_, doc, raw) = judge(&facts, "json", &[]);
+        doc["environments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: no matrix\n{raw}"))
+            .iter()
+            .map(|row| {
+                let text = |k: &str| row[k].as_str().unwrap_or("").to_string();
+                (text("env"), text("torch"), text("verdict"))
+            })
+            .collect()
+    };
+    let want = |torch: &'static str, verdict: &'static str| (torch, verdict);
+    let expected = [
+        (".venv-cpu", want("2.11.0+cu130", "broken")),
+        (".venv-cuda", want("2.11.0+cu130", "ready")),
+        (".venv-gone", want("—", "broken")),
+        (".venv-system", want("2.11.0+cu130", "partial")),
+        (".venv-upgraded", want("—", "broken")),
+        ("/opt/torch/.venv", want("2.11.0+cu130", "partial")),
+    ];
+    for file in ["h200-judging-quick.json", "h200-judging.json"] {
+        let got = verdicts(file);
+        for (env, (torch, verdict)) in expected {
+            let row = got
+                .iter()
+                .find(|(e, _, _)| e == env)
+                .unwrap_or_else(|| panic!("{file}: no row for {env}: {got:?}"));
+            assert_eq!(
+                (row.1.as_str(), row.2.as_str()),
+                (torch, verdict),
+                "{file}: {env}"
+            );
+        }
+    }
 }

@@ -86,7 +86,8 @@ pub struct VenvView {
     /// installed here and runs on the GPU.
     pub complete: bool,
     /// "ready" (complete), "partial" (what is installed works, something the project uses is
-    /// missing), "broken" (something installed does not run on the GPU), "empty" (no GPU
+    /// missing), "broken" (something installed does not run on the GPU, or the interpreter
+    /// cannot start or cannot see the environment's packages), "empty" (no GPU
     /// package), "unknown" (it cannot be told, e.g. without driver facts), "missing" (the
     /// folder does not exist: a setting names a deleted environment).
     pub verdict: String,
@@ -473,6 +474,9 @@ fn used_by(env: &PythonEnv) -> Vec<String> {
 fn verdict(v: &VenvView) -> &'static str {
     if !v.env.exists {
         return "missing";
+    }
+    if !runs_its_packages(&v.env) {
+        return "broken";
     }
     let installed = [
         (v.env.torch.installed, v.gpu_ready_torch),
@@ -1050,10 +1054,20 @@ fn used_not_ready(facts: &Facts, views: &[VenvView], ready: &str, d: &mut Python
     d.used_env_not_ready = Some(env);
 }
 
+/// Whether the environment's interpreter can start and see what is installed in it: not when
+/// it is gone, its base Python is gone or out of this user's reach, or the base now runs
+/// another Python version (which never reads the environment's site-packages).
+fn runs_its_packages(env: &PythonEnv) -> bool {
+    env.python_exists
+        && env.base_python_exists != Some(false)
+        && env.base_python_unreadable.is_none()
+        && env.interpreter_version_mismatch.is_none()
+}
+
 /// The environment to complete: the one the shell, the editor or PATH selects, else the one
 /// with the most GPU-ready packages.
 fn candidate(d: &PythonDerived, views: &[VenvView]) -> Option<Candidate> {
-    let usable = |v: &&VenvView| v.env.exists && v.env.python_exists;
+    let usable = |v: &&VenvView| v.env.exists && runs_its_packages(&v.env);
     let used = [&d.active, &d.editor, &d.path_first]
         .into_iter()
         .flatten()
