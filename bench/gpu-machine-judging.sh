@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run on the GPU machine (H200): what gpu-doctor judges in a project with the environments people
-# really have (docs/python-envs.md, issue "judge what really ran"), in all three profiles and with
+# really have (docs/facts.md, "Python environments: how they are found and read"), in all three profiles and with
 # CUDA_VISIBLE_DEVICES / CUDA_PATH set the ways that hide a GPU or point at nothing.
 #
 #   bench/gpu-machine-judging.sh DIR OUT [nocuda]

@@ -632,8 +632,14 @@ fn recorded_machines_get_their_verdicts() {
                 "venv-python-version-changed",
             ],
             &[
-                ("cuda-visible-devices-hides-all", "llama-cpp-cuda-backend-fails"),
-                ("cuda-visible-devices-hides-all", "python-envs-none-complete"),
+                (
+                    "cuda-visible-devices-hides-all",
+                    "llama-cpp-cuda-backend-fails",
+                ),
+                (
+                    "cuda-visible-devices-hides-all",
+                    "python-envs-none-complete",
+                ),
             ],
         ),
         // CUDA_PATH=/usr/local/cuda-12.4, a folder that does not exist there.

@@ -21,7 +21,7 @@
 
 use super::discover::{env_of_interpreter, home_dir, is_env_dir, normalize, Discovery};
 use super::metadata::read_text;
-use super::sha256::short_urlsafe;
+use super::project_hash::short_urlsafe;
 use crate::probe::ProbeContext;
 use std::fs;
 use std::path::{Path, PathBuf};
