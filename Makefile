@@ -98,7 +98,7 @@ bench: deps build
 	@command -v hyperfine >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq hyperfine; }
 	bench/run.sh $(BIN)
 
-## Regenerate docs/rules.md from rules/*.toml.
+## Regenerate docs/rules.md and docs/symptoms.md from rules/*.toml (and docs/facts.schema.json).
 docs:
 	UPDATE_DOCS=1 $(CARGO) test --locked --lib -- facts::tests::published_schema_is_current rules
 

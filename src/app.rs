@@ -459,16 +459,34 @@ fn explain(id: &str, global: &GlobalArgs) -> Result<i32, AppError> {
     let config = load_config(global)?;
     let rules = load_rules(&[], config.as_ref())?;
     let Some(rule) = rules.get(id) else {
-        let known: Vec<&str> = rules.rules().iter().map(|r| r.id.as_str()).collect();
-        let hint = closest(id, &known)
-            .map(|c| format!(" Did you mean `{c}`?"))
-            .unwrap_or_default();
-        return Err(AppError::Input(format!(
-            "no rule `{id}`.{hint} `gpu-doctor rules` lists them all."
-        )));
+        return explain_symptom(id, &rules);
     };
     write_stdout(&report::explain_rule(rule))?;
     Ok(EXIT_READY)
+}
+
+/// `gpu-doctor explain TEXT` where TEXT is no rule id: the rules that list it as a symptom
+/// (one: its explanation; several: a list); none: an input error naming the nearest.
+fn explain_symptom(text: &str, rules: &RuleSet) -> Result<i32, AppError> {
+    let matches = rules.by_symptom(text);
+    if !matches.is_empty() {
+        write_stdout(&report::symptom_matches(&matches))?;
+        return Ok(EXIT_READY);
+    }
+    let known: Vec<&str> = rules.rules().iter().map(|r| r.id.as_str()).collect();
+    let nearest = match (closest(text, &known), rules.nearest_symptom(text)) {
+        (Some(id), _) => format!(" Did you mean `{id}`?"),
+        (None, Some((rule, symptom))) => format!(
+            " The nearest symptom: \"{}\" (rule {}).",
+            report::visible(symptom),
+            rule.id
+        ),
+        (None, None) => String::new(),
+    };
+    Err(AppError::Input(format!(
+        "no rule `{}` and no symptom that matches it.{nearest} `gpu-doctor rules` lists the rules, docs/symptoms.md the symptoms.",
+        report::visible(text)
+    )))
 }
 
 fn completions(shell: clap_complete::Shell) -> Result<i32, AppError> {

@@ -67,7 +67,8 @@ pub enum Command {
     Facts(FactsArgs),
     /// List the rules gpu-doctor judges with.
     Rules(RulesArgs),
-    /// Explain one rule: what it checks, why, and how to fix it.
+    /// Explain one rule: what it checks, why, and how to fix it; or find the rules by a symptom
+    /// ("assigned to device CPU").
     Explain(ExplainArgs),
     /// Show the commands that fix this machine's findings; run them only with --yes.
     Fix(FixArgs),
@@ -196,7 +197,8 @@ pub struct RulesArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The rule's id, as `gpu-doctor rules` lists it.
+    /// The rule's id, as `gpu-doctor rules` lists it; any other text is searched in the rules'
+    /// symptoms (letter case aside), docs/symptoms.md lists them.
     pub rule: String,
 }
 

@@ -206,6 +206,29 @@ pub fn rule_list(rules: &RuleSet) -> String {
 }
 
 /// `gpu-doctor explain RULE`.
+/// `gpu-doctor explain TEXT` found rules by symptom: one rule is explained under the symptom it
+/// matched; several are listed, one line each, for `gpu-doctor explain <id>`.
+pub fn symptom_matches(matches: &[(&Rule, &str)]) -> String {
+    if let [(rule, symptom)] = matches {
+        let head = format!("Symptom \"{}\": rule {}\n\n", visible(symptom), rule.id);
+        return head + &explain_rule(rule);
+    }
+    let mut out = format!(
+        "{} rules list this symptom; `gpu-doctor explain <id>` explains one:\n\n",
+        matches.len()
+    );
+    let width = matches.iter().map(|(r, _)| r.id.len()).max().unwrap_or(0);
+    for (rule, symptom) in matches {
+        out.push_str(&format!(
+            "  {:<width$}  {:<5}  \"{}\"\n",
+            rule.id,
+            rule.severity.as_str(),
+            visible(symptom)
+        ));
+    }
+    out
+}
+
 pub fn explain_rule(rule: &Rule) -> String {
     let mut out = format!(
         "{}  ({} · {} · scope {} · since {})\n\n",
@@ -216,6 +239,13 @@ pub fn explain_rule(rule: &Rule) -> String {
         rule.since
     );
     out.push_str(&format!("When: {}\n\n", visible(&rule.when)));
+    if !rule.symptoms.is_empty() {
+        out.push_str("Symptoms:\n");
+        for symptom in &rule.symptoms {
+            out.push_str(&format!("  {}\n", visible(symptom)));
+        }
+        out.push('\n');
+    }
     if !rule.caused_by.is_empty() {
         out.push_str(&format!(
             "Shown under, and not counted apart from: {}\n\n",

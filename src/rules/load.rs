@@ -46,11 +46,16 @@ const RULE_KEYS: &[&str] = &[
     "fix",
     "override",
     "caused_by",
+    "symptoms",
 ];
 const REQUIRED_KEYS: &[&str] = &[
     "id", "category", "severity", "since", "when", "title", "explain",
 ];
 const FIX_KEYS: &[&str] = &["bash", "powershell", "none"];
+
+/// The longest symptom, in characters: a symptom is the distinctive part of one line a user
+/// sees (a log line, an error message), not a paragraph.
+const MAX_SYMPTOM_CHARS: usize = 200;
 
 /// The JSON Schema of each variable's type, generated once.
 fn schema(variable: &str) -> Option<&'static TypeSchema> {
@@ -252,6 +257,8 @@ struct Body {
     fix_bash: Vec<Checked>,
     fix_powershell: Vec<Checked>,
     fix_none: Option<Str>,
+    /// What a user sees (log lines, error messages), as written; not templates.
+    symptoms: Vec<String>,
 }
 
 /// A template as written and as parsed.
@@ -529,6 +536,7 @@ impl<'a> Loader<'a> {
             .into_iter()
             .map(|f| self.checked(f, scope))
             .collect();
+        let symptoms = self.symptoms(entries);
         Body {
             when,
             program,
@@ -539,7 +547,34 @@ impl<'a> Loader<'a> {
             fix_bash,
             fix_powershell,
             fix_none,
+            symptoms,
         }
+    }
+
+    /// `symptoms`: what a user sees, each one line of at most [`MAX_SYMPTOM_CHARS`]
+    /// characters, none twice in a rule (letter case aside: the search ignores it).
+    fn symptoms(&mut self, entries: &[Entry]) -> Vec<String> {
+        let mut symptoms: Vec<String> = Vec::new();
+        for s in spanned::string_list(self, entries, "symptoms", "symptoms", Blank::Refused) {
+            let length = s.value.chars().count();
+            let twice = symptoms
+                .iter()
+                .any(|o| o.to_lowercase() == s.value.to_lowercase());
+            let problem = if s.value.contains(['\n', '\r']) {
+                "a symptom must be one line: the part of the log line or message a user would search for".to_string()
+            } else if length > MAX_SYMPTOM_CHARS {
+                format!(
+                    "a symptom has at most {MAX_SYMPTOM_CHARS} characters, this one has {length}: keep the distinctive part of the line"
+                )
+            } else if twice {
+                format!("symptom \"{}\" is listed twice in this rule", s.value)
+            } else {
+                symptoms.push(s.value);
+                continue;
+            };
+            self.error(s.span.start, problem);
+        }
+        symptoms
     }
 
     /// A template string and its parsed form (`None` when it has errors).
@@ -598,6 +633,7 @@ impl<'a> Loader<'a> {
             fix_bash_alternatives: fix_bash,
             fix_powershell_alternatives: fix_powershell,
             fix_none: body.fix_none.map(|f| f.value),
+            symptoms: body.symptoms,
             source: self.file.name.to_string(),
             builtin: !self.user,
             replaces: None,

@@ -5,7 +5,8 @@
 //! longer docs, and fix commands for bash and PowerShell. Messages are templates filled from
 //! the same values the condition saw; values put into fix commands are quoted for the shell.
 //! docs/writing-rules.md is the guide for rule authors; docs/rules.md is generated from the
-//! built-in rules by [`render_reference`].
+//! built-in rules by [`render_reference`], docs/symptoms.md (what users see, and the rules for
+//! it) by [`render_symptoms`].
 //!
 //! Loading a rule file ([`RuleSet::load_file`]) checks everything it can before a rule ever
 //! runs, and reports every problem of a file as `file:line:column: error: ...`: TOML syntax,
@@ -34,7 +35,7 @@ mod tests;
 pub use cause::{all_findings, group_by_cause};
 pub use diag::{Diagnostic, LoadError};
 pub use eval::{evaluate, scope_subjects, Finding, Fix, Judgement, EVALUATION_FAILED};
-pub use reference::render_reference;
+pub use reference::{render_reference, render_symptoms};
 
 /// For the configuration's diagnostics (crate::config), which point into files the same way.
 pub(crate) use diag::{did_you_mean, SourceFile, StringMap};
@@ -188,6 +189,14 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A symptom or a search for one, as compared: lowercase, runs of white space as one space.
+fn symptom_words(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 /// Variables bound in every scope.
 pub const HOST_VARIABLES: [&str; 8] = [
     "host", "driver", "cuda", "toolkits", "probes", "derived", "python", "offload",
@@ -235,6 +244,10 @@ pub struct Rule {
     pub fix_powershell_alternatives: Vec<String>,
     /// Why there is no fix command, for rules that have none.
     pub fix_none: Option<String>,
+    /// What a user sees when the rule's problem bites (a log line, an error message, "GPU
+    /// slower than CPU"), as written: `gpu-doctor explain` searches them, and
+    /// docs/symptoms.md lists them.
+    pub symptoms: Vec<String>,
     /// The file the rule came from (`rules/core.toml` for built-in rules).
     pub source: String,
     /// The line of its `id` in that file.
@@ -386,6 +399,47 @@ impl RuleSet {
     /// The rule with this id.
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The rules with a symptom that matches `query`, each with the symptom it matched, in
+    /// load order. A symptom matches when it contains the query or the query contains it
+    /// (a whole pasted log line finds the rule listing its distinctive part), letter case and
+    /// runs of spaces aside.
+    pub fn by_symptom(&self, query: &str) -> Vec<(&Rule, &str)> {
+        let query = symptom_words(query);
+        if query.is_empty() {
+            return Vec::new();
+        }
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let symptom = rule.symptoms.iter().find(|s| {
+                    let s = symptom_words(s);
+                    s.contains(&query) || query.contains(&s)
+                })?;
+                Some((rule, symptom.as_str()))
+            })
+            .collect()
+    }
+
+    /// The symptom that shares the most words with `query` (and its rule), for a search that
+    /// matched nothing; `None` when no symptom shares a word of three letters or more.
+    pub fn nearest_symptom(&self, query: &str) -> Option<(&Rule, &str)> {
+        let words = |text: &str| -> Vec<String> {
+            symptom_words(text)
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .filter(|w| w.chars().count() >= 3)
+                .map(str::to_string)
+                .collect()
+        };
+        let asked = words(query);
+        self.rules
+            .iter()
+            .flat_map(|r| r.symptoms.iter().map(move |s| (r, s.as_str())))
+            .map(|(r, s)| (words(s).iter().filter(|w| asked.contains(w)).count(), r, s))
+            .filter(|(shared, _, _)| *shared > 0)
+            .min_by_key(|(shared, _, _)| std::cmp::Reverse(*shared))
+            .map(|(_, r, s)| (r, s))
     }
 
     pub(crate) fn env(&self) -> &Arc<cel::Env> {

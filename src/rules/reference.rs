@@ -55,6 +55,48 @@ pub fn render_reference(rules: &RuleSet) -> String {
     out
 }
 
+/// Markdown for docs/symptoms.md: every symptom of `rules`, in alphabetical order, with the
+/// rules that list it, so that someone arriving with a log line or an error message finds the
+/// cause by what they saw.
+pub fn render_symptoms(rules: &RuleSet) -> String {
+    let mut out = String::new();
+    out.push_str("# Symptoms\n\n");
+    out.push_str(
+        "<!-- Generated from the `symptoms` of rules/*.toml by `UPDATE_DOCS=1 cargo test --lib rules::`. Do not edit by hand. -->\n\n",
+    );
+    out.push_str(
+        "What you may see when GPU work does not run on the GPU, and the rules that check for \
+         its causes. `gpu-doctor explain \"TEXT\"` searches these symptoms (letter case \
+         aside; a whole log line finds the symptom it contains); `gpu-doctor check` tells \
+         which cause this machine has. Each rule is described in [rules.md](rules.md).\n\n",
+    );
+    let mut by_symptom: Vec<(&str, Vec<&Rule>)> = Vec::new();
+    for rule in ordered(rules) {
+        for symptom in &rule.symptoms {
+            let key = symptom.to_lowercase();
+            match by_symptom.iter_mut().find(|(s, _)| s.to_lowercase() == key) {
+                Some((_, listed)) => listed.push(rule),
+                None => by_symptom.push((symptom, vec![rule])),
+            }
+        }
+    }
+    by_symptom.sort_by_key(|(s, _)| s.to_lowercase());
+    out.push_str("| you see | rules that check for its causes |\n|---|---|\n");
+    for (symptom, listed) in &by_symptom {
+        let links: Vec<String> = listed
+            .iter()
+            .map(|r| format!("[`{}`](rules.md#{})", r.id, r.id))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| `{}` | {} |",
+            symptom.replace('|', "\\|"),
+            links.join(", ")
+        );
+    }
+    out
+}
+
 /// Rules by category (report order), then id.
 fn ordered(rules: &RuleSet) -> Vec<&Rule> {
     let mut list: Vec<&Rule> = rules.rules().iter().collect();
@@ -84,6 +126,14 @@ fn section(out: &mut String, r: &Rule) {
             out,
             "**Shown under, and not counted apart from:** {}\n\n",
             causes.join(", ")
+        );
+    }
+    if !r.symptoms.is_empty() {
+        let seen: Vec<String> = r.symptoms.iter().map(|s| format!("`{s}`")).collect();
+        let _ = write!(
+            out,
+            "**Symptoms** ([symptoms.md](symptoms.md)): {}\n\n",
+            seen.join(" · ")
         );
     }
     let _ = write!(out, "**Fires when:**\n\n```cel\n{}\n```\n\n", r.when.trim());

@@ -1886,6 +1886,21 @@ fn rule_reference_is_current() {
     );
 }
 
+/// docs/symptoms.md is generated from the rules' symptoms; this fails when it is stale.
+#[test]
+fn symptom_index_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/symptoms.md");
+    let current = render_symptoms(&builtin());
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(path, &current).expect("write docs/symptoms.md");
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "docs/symptoms.md is stale: run `UPDATE_DOCS=1 cargo test --lib rules::`"
+    );
+}
+
 #[test]
 fn the_reference_has_a_section_per_rule() {
     let set = builtin();
