@@ -335,11 +335,12 @@ fn redact_text_if(text: String, global: &GlobalArgs) -> String {
 /// `gpu-doctor fix`: the commands that fix the findings; with --yes, run them and check again.
 fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     use crate::fix::{self as fixes, Outcome, Shell};
-    let shell = match args.shell {
-        Some(crate::cli::FixShell::Bash) => Shell::Bash,
-        Some(crate::cli::FixShell::Powershell) => Shell::PowerShell,
-        None => Shell::native(),
-    };
+    // --shell wins; else the judged machine's shell (a replayed Windows recording gets
+    // PowerShell), known before judging only when this machine is the one judged.
+    let chosen = args.shell.map(|s| match s {
+        crate::cli::FixShell::Bash => Shell::Bash,
+        crate::cli::FixShell::Powershell => Shell::PowerShell,
+    });
     let own = CheckArgs {
         profile: args.profile,
         facts: args.facts.clone(),
@@ -353,10 +354,15 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
     };
     let check_args = merge(top, own);
     if args.yes {
-        fixes::can_run(shell, check_args.facts.is_some(), global.redact)
-            .map_err(AppError::Input)?;
+        fixes::can_run(
+            chosen.unwrap_or_else(Shell::native),
+            check_args.facts.is_some(),
+            global.redact,
+        )
+        .map_err(AppError::Input)?;
     }
     let judged = judge(&check_args, global)?;
+    let shell = chosen.unwrap_or_else(|| Shell::of_os(&judged.facts.host.os));
     let known: Vec<&str> = judged.rules.rules().iter().map(|r| r.id.as_str()).collect();
     if let Some(id) = args.only.iter().find(|id| !known.contains(&id.as_str())) {
         let hint = closest(id, &known)

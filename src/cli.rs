@@ -299,8 +299,8 @@ pub struct FixArgs {
     #[arg(value_name = "RULE")]
     pub only: Vec<String>,
 
-    /// The shell the commands are written for and run with (default: bash; PowerShell on
-    /// Windows).
+    /// The shell the commands are written for and run with (default: the judged machine's:
+    /// PowerShell for Windows, also for recorded Windows facts; bash elsewhere).
     #[arg(long, value_enum)]
     pub shell: Option<FixShell>,
 

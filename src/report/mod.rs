@@ -189,6 +189,12 @@ pub fn render(format: Format, input: &ReportInput) -> Result<String, AppError> {
     }
 }
 
+/// The shell the report's fix commands are shown in: the judged machine's (PowerShell for
+/// Windows facts, even when replayed on Linux), since the other's commands would mislead there.
+pub fn machine_shell(input: &ReportInput) -> crate::fix::Shell {
+    crate::fix::Shell::of_os(&input.facts.host.os)
+}
+
 /// `gpu-doctor rules`: one line per rule.
 pub fn rule_list(rules: &RuleSet) -> String {
     let width = rules.rules().iter().map(|r| r.id.len()).max().unwrap_or(0);
