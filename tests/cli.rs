@@ -301,3 +301,44 @@ fn model_reads_a_gguf_header_and_says_how_many_layers_fit() {
     );
     assert!(bad.stdout.is_empty());
 }
+
+/// `make run` with this test's binary (deps and build taken as done): make's exit status and
+/// standard error.
+fn make_run(args: &str) -> (i32, String) {
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--no-print-directory", "-o", "deps", "-o", "build", "run"])
+        .arg(concat!("BIN=", env!("CARGO_BIN_EXE_gpu-doctor")))
+        .arg(format!("ARGS={args}"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("make runs");
+    (out.status.code().unwrap_or(-1), text(&out.stderr))
+}
+
+/// make's own "Error 1" reads like a failed build: `make run` says the doctor's exit code and
+/// what it means, and that the build succeeded.
+#[test]
+fn make_run_says_the_doctors_exit_code_and_its_meaning() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/facts");
+    let (code, err) = make_run(&format!(
+        "--facts {fixtures}/seed-laptop.json --format line"
+    ));
+    assert_eq!(code, 2, "make exits 2 on a failed recipe: {err}");
+    assert!(
+        err.contains("make run: gpu-doctor exited with code 1: not ready")
+            && err.contains("the build itself succeeded"),
+        "{err}"
+    );
+    let (code, err) = make_run(&format!(
+        "--facts {fixtures}/seed-laptop.json --fail-on never --format line"
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("make run: gpu-doctor exited with code 0: ready"),
+        "{err}"
+    );
+    let (code, err) = make_run("--facts /nonexistent/facts.json");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exited with code 2: no verdict"), "{err}");
+}
