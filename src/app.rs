@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> i32 {
         None => check(&cli.check, global),
         Some(Command::Check(args)) => check(&merge(&cli.check, args), global),
         Some(Command::Exec(args)) => exec(&merge(&cli.check, args.check), &args.command, global),
-        Some(Command::Init(args)) => init(&args),
+        Some(Command::Init(args)) => init(&args, global.quiet),
         Some(Command::Facts(args)) => facts(args.profile, global),
         Some(Command::Rules(args)) => list_rules(&args.rule_files, global),
         Some(Command::Explain(args)) => explain(&args.rule, global),
@@ -113,6 +113,8 @@ fn check(args: &CheckArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     let text = redact_text_if(text, global);
     match &args.output {
         Some(path) => write_output(path, &text)?,
+        // --quiet: the human report is for a person; a format asked for is written.
+        None if global.quiet && args.format.is_none_or(|f| f == Format::Human) => {}
         None => write_stdout(&text)?,
     }
     Ok(judged.verdict.exit_code)
@@ -248,7 +250,9 @@ fn exec(
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_default();
     if !v.ready {
-        eprint!("{}", report::render(Format::Human, &input)?);
+        if !global.quiet {
+            eprint!("{}", report::render(Format::Human, &input)?);
+        }
         eprintln!("gpu-doctor: not running {what}: this machine is not ready (exit code 1)");
         return Ok(EXIT_NOT_READY);
     }
@@ -256,7 +260,7 @@ fn exec(
     for o in report::overrides(&judged.rules) {
         eprintln!("gpu-doctor: {}", report::visible(&o.text()));
     }
-    if v.errors + v.warnings > 0 {
+    if v.errors + v.warnings > 0 && !global.quiet {
         eprintln!(
             "gpu-doctor: ready below the fail level ({} error(s), {} warning(s): `gpu-doctor check` shows them); running {what}",
             v.errors, v.warnings
@@ -266,11 +270,13 @@ fn exec(
 }
 
 /// `gpu-doctor init`: the starter files.
-fn init(args: &crate::cli::InitArgs) -> Result<i32, AppError> {
+fn init(args: &crate::cli::InitArgs, quiet: bool) -> Result<i32, AppError> {
     use config::init::InitError;
     match config::init::init(&args.dir, args.force, &args.skip) {
         Ok(summary) => {
-            write_stdout(&summary)?;
+            if !quiet {
+                write_stdout(&summary)?;
+            }
             Ok(EXIT_READY)
         }
         Err(InitError::Exists(paths)) => {

@@ -250,6 +250,29 @@ fn human_output_honours_no_color_and_color_always() {
     );
 }
 
+/// The flag wins over NO_COLOR, as in cargo, and --help says so.
+#[test]
+fn color_always_wins_over_no_color_as_help_says() {
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    for (color, escapes) in [("always", true), ("auto", false), ("never", false)] {
+        let out = doctor(&["check", "--facts", facts, "--color", color]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stdout).contains('\u{1b}'),
+            escapes,
+            "--color {color}"
+        );
+    }
+    let help = text(&doctor(&["fix", "--help"]).stdout);
+    assert!(
+        help.contains("always and never win over NO_COLOR"),
+        "{help}"
+    );
+}
+
 #[test]
 fn a_closed_pipe_is_not_a_crash() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
@@ -341,4 +364,76 @@ fn make_run_says_the_doctors_exit_code_and_its_meaning() {
     let (code, err) = make_run("--facts /nonexistent/facts.json");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("exited with code 2: no verdict"), "{err}");
+}
+
+/// An option the subcommand would ignore is refused with exit 2 and a message naming it, where
+/// it is given (before or after the subcommand); a variable from the environment is not.
+#[test]
+fn options_a_subcommand_would_ignore_are_refused() {
+    for args in [
+        &["completions", "bash", "--redact"][..],
+        &["--redact", "completions", "bash"],
+        &["--format", "json", "rules"],
+        &["model", "x.gguf", "--color", "never"],
+        &["explain", "no-nvidia-driver", "--no-cache"],
+        &["--profile", "quick", "facts"],
+    ] {
+        let out = doctor(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("gpu-doctor: error: `gpu-doctor ") && err.contains("does not use --"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let err = text(&doctor(&["completions", "bash", "--redact"]).stderr);
+    assert!(err.contains("does not use --redact"), "{err}");
+    // What each uses is accepted, and a variable's value applies only where it is used.
+    assert_eq!(
+        doctor(&["rules", "--no-config", "-v"]).status.code(),
+        Some(0)
+    );
+    let with_env = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(["completions", "bash"])
+        .env("GPU_DOCTOR_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(with_env.status.code(), Some(0));
+}
+
+/// -q/--quiet: nothing for a person on standard output, the exit code still the verdict; a
+/// format asked for is written; it cannot be combined with -v.
+#[test]
+fn quiet_leaves_the_verdict_to_the_exit_code() {
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    let out = doctor(&["check", "--facts", facts, "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stdout)
+    );
+    let line = doctor(&["--quiet", "check", "--facts", facts, "--format", "line"]);
+    assert_eq!(line.status.code(), Some(1));
+    assert!(text(&line.stdout).starts_with("driver-too-old-for-toolkit:"));
+    let exec = doctor(&["exec", "-q", "--facts", facts, "--", "true"]);
+    assert_eq!(exec.status.code(), Some(1));
+    let err = text(&exec.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not running true"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let init = doctor(&["init", "-q", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
+    assert!(init.stdout.is_empty());
+    assert!(dir.path().join("gpu-doctor.toml").exists());
+    assert_eq!(
+        doctor(&["check", "-q", "-v", "--facts", facts])
+            .status
+            .code(),
+        Some(2)
+    );
 }
