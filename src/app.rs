@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Check(args)) => check(&merge(&cli.check, args), global),
         Some(Command::Exec(args)) => exec(&merge(&cli.check, args.check), &args.command, global),
         Some(Command::Init(args)) => init(&args, global.quiet),
-        Some(Command::Facts(args)) => facts(args.profile, global),
+        Some(Command::Facts(args)) => facts(&args, global),
         Some(Command::Rules(args)) => list_rules(&args.rule_files, global),
         Some(Command::Explain(args)) => explain(&args.rule, global),
         Some(Command::Fix(args)) => fix(&cli.check, &args, global),
@@ -307,9 +307,10 @@ fn probe_context(profile: Profile, config: Option<&Config>) -> ProbeContext {
     ctx
 }
 
-fn facts(profile: Option<Profile>, global: &GlobalArgs) -> Result<i32, AppError> {
+fn facts(args: &crate::cli::FactsArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     let config = load_config(global)?;
-    let profile = profile
+    let profile = args
+        .profile
         .or(config.as_ref().and_then(|c| c.profile))
         .unwrap_or(Profile::Standard);
     let facts = probe::collect(&probe_context(profile, config.as_ref()));
@@ -317,7 +318,10 @@ fn facts(profile: Option<Profile>, global: &GlobalArgs) -> Result<i32, AppError>
     let mut text =
         serde_json::to_string_pretty(&facts).map_err(|e| AppError::Internal(e.to_string()))?;
     text.push('\n');
-    write_stdout(&text)?;
+    match &args.output {
+        Some(path) => write_output(path, &text)?,
+        None => write_stdout(&text)?,
+    }
     Ok(EXIT_READY)
 }
 

@@ -193,6 +193,10 @@ pub struct FactsArgs {
     /// How much to probe.
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
+
+    /// Write the facts to FILE instead of standard output, atomically (as check --output).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

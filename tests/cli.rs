@@ -437,3 +437,44 @@ fn quiet_leaves_the_verdict_to_the_exit_code() {
         Some(2)
     );
 }
+
+/// `facts --output FILE` writes the facts to FILE (atomically, as check --output does), nothing
+/// to standard output; `check --facts FILE` judges them. A folder that does not exist is exit 2.
+#[test]
+fn facts_output_writes_a_file_that_check_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.json");
+    let path_text = path.to_str().unwrap();
+    let out = doctor(&[
+        "facts",
+        "--profile",
+        "quick",
+        "--no-cache",
+        "--output",
+        path_text,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let facts: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(facts["profile"], "quick");
+    let judged = doctor(&["check", "--facts", path_text, "--format", "line"]);
+    assert!(
+        matches!(judged.status.code(), Some(0 | 1)),
+        "{}",
+        text(&judged.stderr)
+    );
+    let missing = dir.path().join("no/such/folder/box.json");
+    let out = doctor(&[
+        "facts",
+        "--profile",
+        "quick",
+        "--output",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot write"),
+        "{}",
+        text(&out.stderr)
+    );
+}
