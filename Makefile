@@ -111,7 +111,7 @@ bench: deps build
 
 ## Regenerate docs/rules.md from rules/*.toml.
 docs:
-	UPDATE_DOCS=1 $(CARGO) test --locked --lib -- facts::tests::published_schema_is_current rules
+	UPDATE_DOCS=1 $(CARGO) test --locked --lib -- published_schema_is_current rules
 
 fmt:
 	$(CARGO) fmt --all

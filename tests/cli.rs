@@ -478,3 +478,42 @@ fn facts_output_writes_a_file_that_check_reads() {
         text(&out.stderr)
     );
 }
+
+/// The json report names the gpu-doctor that judged it (on a replay `tool` is the recording's),
+/// and its members are those docs/report.schema.json publishes.
+#[test]
+fn the_json_report_has_the_judging_version_and_its_published_schema() {
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    let out = doctor(&["check", "--facts", facts, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = text(&doctor(&["--version"]).stdout);
+    assert_eq!(
+        format!(
+            "gpu-doctor {}",
+            doc["judged_by"]["version"].as_str().unwrap()
+        ),
+        version.trim()
+    );
+    assert_eq!(doc["judged_by"]["name"], "gpu-doctor");
+    assert_eq!(doc["tool"]["version"], "scenario: seed laptop");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut published: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    let mut written: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    published.sort();
+    written.sort();
+    assert_eq!(written, published);
+    for required in schema["required"].as_array().unwrap() {
+        assert!(!doc[required.as_str().unwrap()].is_null(), "{required}");
+    }
+}

@@ -8,6 +8,7 @@ mod checks;
 mod github;
 mod human;
 mod json;
+pub use json::json_schema as report_json_schema;
 mod junit;
 mod line;
 mod markdown;
@@ -43,7 +44,7 @@ pub struct ReportInput<'a> {
 }
 
 /// A finding that an active waiver covers, and the waiver.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Waived {
     #[serde(flatten)]
     pub finding: Finding,
@@ -84,7 +85,7 @@ pub(crate) const CONSEQUENCES_HEADING: &str = "Caused by this (fix this first; n
 
 /// A built-in rule that a rule file replaced with `override = true`: shown in every format,
 /// like a waiver, since it can silence what the built-in rule would find.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Override {
     pub rule: String,
     /// Where the built-in rule is defined: "rules/core.toml:12".
@@ -119,7 +120,7 @@ pub fn overrides(rules: &RuleSet) -> Vec<Override> {
 }
 
 /// What a waived finding shows of its waiver.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WaiverNote {
     pub reason: String,
     /// The last day it applies, `YYYY-MM-DD`.
@@ -130,7 +131,7 @@ pub struct WaiverNote {
 }
 
 /// The outcome of judging: ready or not, and the exit code that says so.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// No finding at or above the fail level.
     pub ready: bool,
