@@ -4,7 +4,9 @@
 //! output is rendered in full before anything is written, so a failure never leaves half a
 //! document on stdout.
 
-use crate::cli::{CheckArgs, ChildProbe, Cli, ColorChoice, Command, FailOn, Format, GlobalArgs};
+use crate::cli::{
+    CheckArgs, ChildProbe, Cli, ColorChoice, Command, FailOn, Format, GlobalArgs, OutputFormat,
+};
 use crate::config::{self, Config};
 use crate::facts::{Facts, SCHEMA_VERSION};
 use crate::probe::{self, ProbeContext, Profile};
@@ -58,8 +60,8 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Exec(args)) => exec(&merge(&cli.check, args.check), &args.command, global),
         Some(Command::Init(args)) => init(&args, global.quiet),
         Some(Command::Facts(args)) => facts(&args, global),
-        Some(Command::Rules(args)) => list_rules(&args.rule_files, global),
-        Some(Command::Explain(args)) => explain(&args.rule, global),
+        Some(Command::Rules(args)) => list_rules(&args, global),
+        Some(Command::Explain(args)) => explain(&args, global),
         Some(Command::Fix(args)) => fix(&cli.check, &args, global),
         Some(Command::Completions(args)) => completions(args.shell),
         Some(Command::Model(args)) => model(&args),
@@ -384,10 +386,11 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
     }
     let untrusted = untrusted_fixes(&judged.rules, &args.trust_rules);
     let steps = fixes::plan(&judged.judgement.findings, &args.only, shell, &untrusted);
-    write_stdout(&redact_text_if(
-        fixes::render_plan(&steps, shell, args.yes),
-        global,
-    ))?;
+    let plan = match args.format {
+        OutputFormat::Human => fixes::render_plan(&steps, shell, args.yes),
+        OutputFormat::Json => report::data::to_json(&report::data::fix_plan(&steps, shell))?,
+    };
+    write_stdout(&redact_text_if(plan, global))?;
     if !args.yes {
         return Ok(judged.verdict.exit_code);
     }
@@ -464,14 +467,18 @@ fn load_rules(extra: &[std::path::PathBuf], config: Option<&Config>) -> Result<R
     Ok(rules)
 }
 
-fn list_rules(extra: &[std::path::PathBuf], global: &GlobalArgs) -> Result<i32, AppError> {
+fn list_rules(args: &crate::cli::RulesArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     let config = load_config(global)?;
-    let rules = load_rules(extra, config.as_ref())?;
-    write_stdout(&report::rule_list(&rules))?;
+    let rules = load_rules(&args.rule_files, config.as_ref())?;
+    write_stdout(&match args.format {
+        OutputFormat::Human => report::rule_list(&rules),
+        OutputFormat::Json => report::data::to_json(&report::data::rule_list(&rules))?,
+    })?;
     Ok(EXIT_READY)
 }
 
-fn explain(id: &str, global: &GlobalArgs) -> Result<i32, AppError> {
+fn explain(args: &crate::cli::ExplainArgs, global: &GlobalArgs) -> Result<i32, AppError> {
+    let id = args.rule.as_str();
     let config = load_config(global)?;
     let rules = load_rules(&[], config.as_ref())?;
     let Some(rule) = rules.get(id) else {
@@ -483,7 +490,10 @@ fn explain(id: &str, global: &GlobalArgs) -> Result<i32, AppError> {
             "no rule `{id}`.{hint} `gpu-doctor rules` lists them all."
         )));
     };
-    write_stdout(&report::explain_rule(rule))?;
+    write_stdout(&match args.format {
+        OutputFormat::Human => report::explain_rule(rule),
+        OutputFormat::Json => report::data::to_json(&report::data::explanation(rule))?,
+    })?;
     Ok(EXIT_READY)
 }
 
@@ -512,11 +522,16 @@ fn model(args: &crate::cli::ModelArgs) -> Result<i32, AppError> {
         .as_ref()
         .ok()
         .map(|(mib, _)| layers_that_fit(&summary, *mib, args.ctx.unwrap_or(0), kv));
-    write_stdout(&report::model_report(
-        &summary,
-        free.as_ref().map(|(_, w)| w.as_str()),
-        fit.as_ref(),
-    ))?;
+    let free_from = free.as_ref().map(|(_, w)| w.as_str());
+    write_stdout(&match args.format {
+        OutputFormat::Human => report::model_report(&summary, free_from, fit.as_ref()),
+        OutputFormat::Json => report::data::to_json(&report::data::ModelDocument {
+            model: &summary,
+            free_memory: free_from.ok().map(str::to_string),
+            no_estimate: free_from.err().cloned(),
+            fit: fit.as_ref(),
+        })?,
+    })?;
     Ok(EXIT_READY)
 }
 

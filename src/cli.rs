@@ -204,12 +204,20 @@ pub struct RulesArgs {
     /// Extra rule file (TOML) to load and list with the built-in ones.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
+
+    /// Output format: human, or json (schema in docs/rules.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The rule's id, as `gpu-doctor rules` lists it.
     pub rule: String,
+
+    /// Output format: human, or json (schema in docs/explain.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +236,10 @@ pub struct ModelArgs {
     /// The GPU (NVML index) whose free memory counts.
     #[arg(long, default_value_t = 0)]
     pub gpu: u32,
+
+    /// Output format: human, or json (schema in docs/model.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -280,6 +292,15 @@ pub enum Format {
     Line,
     /// Prometheus text format for node_exporter's textfile collector.
     Prom,
+}
+
+/// The output of `rules`, `explain`, `model` and `fix`: for a person, or one JSON document
+/// whose schema is published in docs/ (docs/formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Human,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -342,6 +363,11 @@ pub struct FixArgs {
     /// configuration names) are shown, never run (docs/security.md).
     #[arg(long = "trust-rules", value_name = "FILE")]
     pub trust_rules: Vec<PathBuf>,
+
+    /// Output format of the plan: human, or json (schema in docs/fix.schema.json; not with
+    /// --yes, whose run talks to the terminal).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human, conflicts_with = "yes")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

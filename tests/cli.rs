@@ -500,20 +500,86 @@ fn the_json_report_has_the_judging_version_and_its_published_schema() {
     );
     assert_eq!(doc["judged_by"]["name"], "gpu-doctor");
     assert_eq!(doc["tool"]["version"], "scenario: seed laptop");
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/docs/report.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    assert_has_the_published_members(&doc, "report");
+}
+
+/// `doc`'s members are those docs/NAME.schema.json publishes, the required ones not null.
+fn assert_has_the_published_members(doc: &Value, name: &str) {
+    let path = format!("{}/docs/{name}.schema.json", env!("CARGO_MANIFEST_DIR"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut published: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
     let mut written: Vec<&String> = doc.as_object().unwrap().keys().collect();
     published.sort();
     written.sort();
-    assert_eq!(written, published);
+    assert_eq!(written, published, "{name}");
     for required in schema["required"].as_array().unwrap() {
-        assert!(!doc[required.as_str().unwrap()].is_null(), "{required}");
+        assert!(
+            !doc[required.as_str().unwrap()].is_null(),
+            "{name}: {required}"
+        );
     }
+}
+
+/// `--format json` on rules, explain, model and fix: one JSON document each, with the
+/// members its published schema names; exit codes as in the human format.
+#[test]
+fn rules_explain_model_and_fix_write_json_with_a_published_schema() {
+    let json = |args: &[&str], code: i32| -> Value {
+        let out = doctor(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let rules = json(&["rules", "--format", "json"], 0);
+    assert_has_the_published_members(&rules, "rules");
+    let first = &rules["rules"][0];
+    assert!(
+        first["id"].is_string() && first["severity"].is_string(),
+        "{first}"
+    );
+
+    let rule = json(&["explain", "no-nvidia-driver", "--format", "json"], 0);
+    assert_has_the_published_members(&rule, "explain");
+    assert_eq!(rule["id"], "no-nvidia-driver");
+    assert!(rule["docs"].as_str().unwrap().contains("What it means"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let params = gpu_doctor::gguf::ModelParams::placement();
+    let model = gpu_doctor::gguf::write_cached(&params, dir.path()).unwrap();
+    let model = model.to_str().unwrap();
+    let doc = json(
+        &["model", model, "--free-mib", "80000", "--format", "json"],
+        0,
+    );
+    assert_has_the_published_members(&doc, "model");
+    assert_eq!(doc["model"]["architecture"], "llama");
+    assert_eq!(doc["fit"]["n_gpu_layers"], 3);
+    assert_eq!(doc["fit"]["kv_type"], "f16");
+    assert_eq!(doc["free_memory"], "--free-mib");
+
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    let plan = json(&["fix", "--facts", facts, "--format", "json"], 1);
+    assert_has_the_published_members(&plan, "fix");
+    assert_eq!(plan["shell"], "powershell");
+    let first = &plan["steps"][0];
+    assert!(
+        first["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("Start-Process"),
+        "{plan}"
+    );
+    assert_eq!(first["action"], "run");
+    // The plan is only shown: --yes talks to the terminal, so it takes no --format json.
+    assert_eq!(
+        doctor(&["fix", "--yes", "--format", "json"]).status.code(),
+        Some(2)
+    );
 }

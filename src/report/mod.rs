@@ -5,6 +5,7 @@
 //! same exit code for the same findings: the verdict is computed once, here.
 
 mod checks;
+pub mod data;
 mod github;
 mod human;
 mod json;
