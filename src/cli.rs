@@ -505,6 +505,16 @@ pub fn unused_option(matches: &ArgMatches) -> Option<String> {
     .into_iter()
     .filter(|s| options_used_by(s).is_some_and(|u| u.contains(&unused)))
     .collect();
+    // `gpu-doctor --format json rules`: rules has a --format of its own, after its name.
+    let own = command
+        .find_subcommand(name)
+        .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some(flag)));
+    if own {
+        return Some(format!(
+            "--{flag} before `{name}` is `check`'s option; give `{name}`'s own after it: \
+             `gpu-doctor {name} --{flag} ...`"
+        ));
+    }
     Some(format!(
         "`gpu-doctor {name}` does not use --{flag}, so it is refused rather than ignored \
          (--{flag} applies to: {}); `gpu-doctor {name} --help` lists the options it takes",

@@ -373,7 +373,6 @@ fn options_a_subcommand_would_ignore_are_refused() {
     for args in [
         &["completions", "bash", "--redact"][..],
         &["--redact", "completions", "bash"],
-        &["--format", "json", "rules"],
         &["model", "x.gguf", "--color", "never"],
         &["explain", "no-nvidia-driver", "--no-cache"],
         &["--profile", "quick", "facts"],
@@ -382,13 +381,21 @@ fn options_a_subcommand_would_ignore_are_refused() {
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
-            err.starts_with("gpu-doctor: error: `gpu-doctor ") && err.contains("does not use --"),
+            err.starts_with("gpu-doctor: error: ")
+                && args
+                    .iter()
+                    .any(|a| a.starts_with("--") && err.contains(&format!("{a} "))),
             "{args:?}: {err}"
         );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
     let err = text(&doctor(&["completions", "bash", "--redact"]).stderr);
     assert!(err.contains("does not use --redact"), "{err}");
+    // check's --format before a subcommand that has its own: where to give it.
+    let out = doctor(&["--format", "json", "rules"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("`gpu-doctor rules --format ...`"), "{err}");
     // What each uses is accepted, and a variable's value applies only where it is used.
     assert_eq!(
         doctor(&["rules", "--no-config", "-v"]).status.code(),
