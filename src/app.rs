@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> i32 {
         None => check(&cli.check, global),
         Some(Command::Check(args)) => check(&merge(&cli.check, args), global),
         Some(Command::Exec(args)) => exec(&merge(&cli.check, args.check), &args.command, global),
-        Some(Command::Init(args)) => init(&args, global.quiet),
+        Some(Command::Init(args)) => init(&args),
         Some(Command::Facts(args)) => facts(&args, global),
         Some(Command::Rules(args)) => list_rules(&args, global),
         Some(Command::Explain(args)) => explain(&args, global),
@@ -272,13 +272,11 @@ fn exec(
 }
 
 /// `gpu-doctor init`: the starter files.
-fn init(args: &crate::cli::InitArgs, quiet: bool) -> Result<i32, AppError> {
+fn init(args: &crate::cli::InitArgs) -> Result<i32, AppError> {
     use config::init::InitError;
     match config::init::init(&args.dir, args.force, &args.skip) {
         Ok(summary) => {
-            if !quiet {
-                write_stdout(&summary)?;
-            }
+            write_stdout(&summary)?;
             Ok(EXIT_READY)
         }
         Err(InitError::Exists(paths)) => {

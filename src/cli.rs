@@ -37,7 +37,7 @@ pub struct GlobalArgs {
 
     /// Say nothing meant for a person: `check` writes no human report (the exit code is the
     /// verdict; a --format or --output asked for is still written), `exec` only why it did not
-    /// run the command, `init` no summary. Errors still go to standard error.
+    /// run the command. Errors still go to standard error.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -451,7 +451,6 @@ fn options_used_by(subcommand: &str) -> Option<&'static [&'static str]> {
         ],
         "facts" => &["verbose", "config", "no_config", "no_cache", "redact"],
         "rules" | "explain" => &["verbose", "config", "no_config"],
-        "init" => &["quiet"],
         "__probe" => return None,
         // completions, model
         _ => &[],
