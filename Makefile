@@ -8,9 +8,20 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: run test deps deps-test build lint fmt bench docs facts clean-bench test-slurm \
 	test-precommit test-pip fuzz fuzz-ci build-cuda cuda-toolkit
 
-## Run the doctor on this machine (standard profile). Exit code: 0 ready, 1 not ready, 2 no verdict.
+## Run the doctor on this machine (standard profile) and say plainly what its exit code means:
+## 0 ready, 1 not ready, 2 no verdict. make itself exits 0 when the doctor did, else 2 (after
+## its own "Error N" line, N being the doctor's code); the build's failure stops before the line.
 run: deps build
-	$(BIN) check $(ARGS)
+	@$(BIN) check $(ARGS); code=$$?; \
+	case $$code in \
+	  0) what="ready";; \
+	  1) what="not ready: the findings above say why, \`gpu-doctor fix\` shows the commands";; \
+	  2) what="no verdict: bad arguments or input, or an internal error (the message above)";; \
+	  130|143) what="interrupted, no verdict";; \
+	  *) what="unexpected (docs/exit-codes.md)";; \
+	esac; \
+	echo "make run: gpu-doctor exited with code $$code: $$what$$( [ $$code = 0 ] || echo "; make reports it as \"Error $$code\" below: the build itself succeeded")" >&2; \
+	exit $$code
 
 build:
 	$(CARGO) build --release --locked
@@ -100,7 +111,7 @@ bench: deps build
 
 ## Regenerate docs/rules.md and docs/symptoms.md from rules/*.toml (and docs/facts.schema.json).
 docs:
-	UPDATE_DOCS=1 $(CARGO) test --locked --lib -- facts::tests::published_schema_is_current rules
+	UPDATE_DOCS=1 $(CARGO) test --locked --lib -- published_schema_is_current rules
 
 fmt:
 	$(CARGO) fmt --all

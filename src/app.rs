@@ -4,7 +4,9 @@
 //! output is rendered in full before anything is written, so a failure never leaves half a
 //! document on stdout.
 
-use crate::cli::{CheckArgs, ChildProbe, Cli, ColorChoice, Command, FailOn, Format, GlobalArgs};
+use crate::cli::{
+    CheckArgs, ChildProbe, Cli, ColorChoice, Command, FailOn, Format, GlobalArgs, OutputFormat,
+};
 use crate::config::{self, Config};
 use crate::facts::{Facts, SCHEMA_VERSION};
 use crate::probe::{self, ProbeContext, Profile};
@@ -57,9 +59,9 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Check(args)) => check(&merge(&cli.check, args), global),
         Some(Command::Exec(args)) => exec(&merge(&cli.check, args.check), &args.command, global),
         Some(Command::Init(args)) => init(&args),
-        Some(Command::Facts(args)) => facts(args.profile, global),
-        Some(Command::Rules(args)) => list_rules(&args.rule_files, global),
-        Some(Command::Explain(args)) => explain(&args.rule, global),
+        Some(Command::Facts(args)) => facts(&args, global),
+        Some(Command::Rules(args)) => list_rules(&args, global),
+        Some(Command::Explain(args)) => explain(&args, global),
         Some(Command::Fix(args)) => fix(&cli.check, &args, global),
         Some(Command::Completions(args)) => completions(args.shell),
         Some(Command::Model(args)) => model(&args),
@@ -113,6 +115,8 @@ fn check(args: &CheckArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     let text = redact_text_if(text, global);
     match &args.output {
         Some(path) => write_output(path, &text)?,
+        // --quiet: the human report is for a person; a format asked for is written.
+        None if global.quiet && args.format.is_none_or(|f| f == Format::Human) => {}
         None => write_stdout(&text)?,
     }
     Ok(judged.verdict.exit_code)
@@ -248,7 +252,9 @@ fn exec(
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_default();
     if !v.ready {
-        eprint!("{}", report::render(Format::Human, &input)?);
+        if !global.quiet {
+            eprint!("{}", report::render(Format::Human, &input)?);
+        }
         eprintln!("gpu-doctor: not running {what}: this machine is not ready (exit code 1)");
         return Ok(EXIT_NOT_READY);
     }
@@ -256,7 +262,7 @@ fn exec(
     for o in report::overrides(&judged.rules) {
         eprintln!("gpu-doctor: {}", report::visible(&o.text()));
     }
-    if v.errors + v.warnings > 0 {
+    if v.errors + v.warnings > 0 && !global.quiet {
         eprintln!(
             "gpu-doctor: ready below the fail level ({} error(s), {} warning(s): `gpu-doctor check` shows them); running {what}",
             v.errors, v.warnings
@@ -301,9 +307,10 @@ fn probe_context(profile: Profile, config: Option<&Config>) -> ProbeContext {
     ctx
 }
 
-fn facts(profile: Option<Profile>, global: &GlobalArgs) -> Result<i32, AppError> {
+fn facts(args: &crate::cli::FactsArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     let config = load_config(global)?;
-    let profile = profile
+    let profile = args
+        .profile
         .or(config.as_ref().and_then(|c| c.profile))
         .unwrap_or(Profile::Standard);
     let facts = probe::collect(&probe_context(profile, config.as_ref()));
@@ -311,7 +318,10 @@ fn facts(profile: Option<Profile>, global: &GlobalArgs) -> Result<i32, AppError>
     let mut text =
         serde_json::to_string_pretty(&facts).map_err(|e| AppError::Internal(e.to_string()))?;
     text.push('\n');
-    write_stdout(&text)?;
+    match &args.output {
+        Some(path) => write_output(path, &text)?,
+        None => write_stdout(&text)?,
+    }
     Ok(EXIT_READY)
 }
 
@@ -335,11 +345,12 @@ fn redact_text_if(text: String, global: &GlobalArgs) -> String {
 /// `gpu-doctor fix`: the commands that fix the findings; with --yes, run them and check again.
 fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     use crate::fix::{self as fixes, Outcome, Shell};
-    let shell = match args.shell {
-        Some(crate::cli::FixShell::Bash) => Shell::Bash,
-        Some(crate::cli::FixShell::Powershell) => Shell::PowerShell,
-        None => Shell::native(),
-    };
+    // --shell wins; else the judged machine's shell (a replayed Windows recording gets
+    // PowerShell), known before judging only when this machine is the one judged.
+    let chosen = args.shell.map(|s| match s {
+        crate::cli::FixShell::Bash => Shell::Bash,
+        crate::cli::FixShell::Powershell => Shell::PowerShell,
+    });
     let own = CheckArgs {
         profile: args.profile,
         facts: args.facts.clone(),
@@ -353,10 +364,15 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
     };
     let check_args = merge(top, own);
     if args.yes {
-        fixes::can_run(shell, check_args.facts.is_some(), global.redact)
-            .map_err(AppError::Input)?;
+        fixes::can_run(
+            chosen.unwrap_or_else(Shell::native),
+            check_args.facts.is_some(),
+            global.redact,
+        )
+        .map_err(AppError::Input)?;
     }
     let judged = judge(&check_args, global)?;
+    let shell = chosen.unwrap_or_else(|| Shell::of_os(&judged.facts.host.os));
     let known: Vec<&str> = judged.rules.rules().iter().map(|r| r.id.as_str()).collect();
     if let Some(id) = args.only.iter().find(|id| !known.contains(&id.as_str())) {
         let hint = closest(id, &known)
@@ -368,10 +384,11 @@ fn fix(top: &CheckArgs, args: &crate::cli::FixArgs, global: &GlobalArgs) -> Resu
     }
     let untrusted = untrusted_fixes(&judged.rules, &args.trust_rules);
     let steps = fixes::plan(&judged.judgement.findings, &args.only, shell, &untrusted);
-    write_stdout(&redact_text_if(
-        fixes::render_plan(&steps, shell, args.yes),
-        global,
-    ))?;
+    let plan = match args.format {
+        OutputFormat::Human => fixes::render_plan(&steps, shell, args.yes),
+        OutputFormat::Json => report::data::to_json(&report::data::fix_plan(&steps, shell))?,
+    };
+    write_stdout(&redact_text_if(plan, global))?;
     if !args.yes {
         return Ok(judged.verdict.exit_code);
     }
@@ -448,29 +465,40 @@ fn load_rules(extra: &[std::path::PathBuf], config: Option<&Config>) -> Result<R
     Ok(rules)
 }
 
-fn list_rules(extra: &[std::path::PathBuf], global: &GlobalArgs) -> Result<i32, AppError> {
+fn list_rules(args: &crate::cli::RulesArgs, global: &GlobalArgs) -> Result<i32, AppError> {
     let config = load_config(global)?;
-    let rules = load_rules(extra, config.as_ref())?;
-    write_stdout(&report::rule_list(&rules))?;
+    let rules = load_rules(&args.rule_files, config.as_ref())?;
+    write_stdout(&match args.format {
+        OutputFormat::Human => report::rule_list(&rules),
+        OutputFormat::Json => report::data::to_json(&report::data::rule_list(&rules))?,
+    })?;
     Ok(EXIT_READY)
 }
 
-fn explain(id: &str, global: &GlobalArgs) -> Result<i32, AppError> {
+fn explain(args: &crate::cli::ExplainArgs, global: &GlobalArgs) -> Result<i32, AppError> {
+    let id = args.rule.as_str();
     let config = load_config(global)?;
     let rules = load_rules(&[], config.as_ref())?;
     let Some(rule) = rules.get(id) else {
-        return explain_symptom(id, &rules);
+        return explain_symptom(id, &rules, args.format);
     };
-    write_stdout(&report::explain_rule(rule))?;
+    write_stdout(&match args.format {
+        OutputFormat::Human => report::explain_rule(rule),
+        OutputFormat::Json => report::data::to_json(&report::data::explanation(rule))?,
+    })?;
     Ok(EXIT_READY)
 }
 
 /// `gpu-doctor explain TEXT` where TEXT is no rule id: the rules that list it as a symptom
-/// (one: its explanation; several: a list); none: an input error naming the nearest.
-fn explain_symptom(text: &str, rules: &RuleSet) -> Result<i32, AppError> {
+/// (one: its explanation; several: a list; in JSON always the list, as `rules` writes it);
+/// none: an input error naming the nearest.
+fn explain_symptom(text: &str, rules: &RuleSet, format: OutputFormat) -> Result<i32, AppError> {
     let matches = rules.by_symptom(text);
     if !matches.is_empty() {
-        write_stdout(&report::symptom_matches(&matches))?;
+        write_stdout(&match format {
+            OutputFormat::Human => report::symptom_matches(&matches),
+            OutputFormat::Json => report::data::to_json(&report::data::symptom_list(&matches))?,
+        })?;
         return Ok(EXIT_READY);
     }
     let known: Vec<&str> = rules.rules().iter().map(|r| r.id.as_str()).collect();
@@ -514,11 +542,16 @@ fn model(args: &crate::cli::ModelArgs) -> Result<i32, AppError> {
         .as_ref()
         .ok()
         .map(|(mib, _)| layers_that_fit(&summary, *mib, args.ctx.unwrap_or(0), kv));
-    write_stdout(&report::model_report(
-        &summary,
-        free.as_ref().map(|(_, w)| w.as_str()),
-        fit.as_ref(),
-    ))?;
+    let free_from = free.as_ref().map(|(_, w)| w.as_str());
+    write_stdout(&match args.format {
+        OutputFormat::Human => report::model_report(&summary, free_from, fit.as_ref()),
+        OutputFormat::Json => report::data::to_json(&report::data::ModelDocument {
+            model: &summary,
+            free_memory: free_from.ok().map(str::to_string),
+            no_estimate: free_from.err().cloned(),
+            fit: fit.as_ref(),
+        })?,
+    })?;
     Ok(EXIT_READY)
 }
 

@@ -2,7 +2,8 @@
 
 use crate::probe::Profile;
 use crate::rules::Severity;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -25,13 +26,20 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// When to colour the output; NO_COLOR in the environment means never.
+    /// When to colour the output. auto: on a terminal, unless NO_COLOR is set (and not
+    /// empty); always and never win over NO_COLOR, as in cargo.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
 
     /// Show evidence, information-level details and probe timings.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Say nothing meant for a person: `check` writes no human report (the exit code is the
+    /// verdict; a --format or --output asked for is still written), `exec` only why it did not
+    /// run the command. Errors still go to standard error.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 
     /// Use this configuration file (a gpu-doctor.toml, or a pyproject.toml with
     /// [tool.gpu-doctor]) instead of the nearest one above the project folder.
@@ -186,6 +194,10 @@ pub struct FactsArgs {
     /// How much to probe.
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
+
+    /// Write the facts to FILE instead of standard output, atomically (as check --output).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +205,10 @@ pub struct RulesArgs {
     /// Extra rule file (TOML) to load and list with the built-in ones.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
+
+    /// Output format: human, or json (schema in docs/rules.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +216,10 @@ pub struct ExplainArgs {
     /// The rule's id, as `gpu-doctor rules` lists it; any other text is searched in the rules'
     /// symptoms (letter case aside), docs/symptoms.md lists them.
     pub rule: String,
+
+    /// Output format: human, or json (schema in docs/explain.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +238,10 @@ pub struct ModelArgs {
     /// The GPU (NVML index) whose free memory counts.
     #[arg(long, default_value_t = 0)]
     pub gpu: u32,
+
+    /// Output format: human, or json (schema in docs/model.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -272,6 +296,15 @@ pub enum Format {
     Prom,
 }
 
+/// The output of `rules`, `explain`, `model` and `fix`: for a person, or one JSON document
+/// whose schema is published in docs/ (docs/formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Human,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum FailOn {
     #[default]
@@ -301,8 +334,8 @@ pub struct FixArgs {
     #[arg(value_name = "RULE")]
     pub only: Vec<String>,
 
-    /// The shell the commands are written for and run with (default: bash; PowerShell on
-    /// Windows).
+    /// The shell the commands are written for and run with (default: the judged machine's:
+    /// PowerShell for Windows, also for recorded Windows facts; bash elsewhere).
     #[arg(long, value_enum)]
     pub shell: Option<FixShell>,
 
@@ -332,6 +365,11 @@ pub struct FixArgs {
     /// configuration names) are shown, never run (docs/security.md).
     #[arg(long = "trust-rules", value_name = "FILE")]
     pub trust_rules: Vec<PathBuf>,
+
+    /// Output format of the plan: human, or json (schema in docs/fix.schema.json; not with
+    /// --yes, whose run talks to the terminal).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human, conflicts_with = "yes")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -351,7 +389,6 @@ pub enum ColorChoice {
 /// `SLURMD_NODENAME`, ...) whose value is not valid UTF-8, with the message that says so: clap
 /// would only say "invalid UTF-8 was detected in one or more arguments".
 pub fn unreadable_flag_variable() -> Option<String> {
-    use clap::CommandFactory;
     fn walk(cmd: &clap::Command) -> Option<String> {
         for arg in cmd.get_arguments() {
             let Some(name) = arg.get_env() else { continue };
@@ -367,4 +404,121 @@ pub fn unreadable_flag_variable() -> Option<String> {
         cmd.get_subcommands().find_map(walk)
     }
     walk(&Cli::command())
+}
+
+/// The options each subcommand reads of those it could be given without declaring them: the
+/// global ones, and `check`'s, which the bare `gpu-doctor` takes before a subcommand (by clap
+/// id). Any other given on the command line is refused, not silently ignored. None: not checked.
+fn options_used_by(subcommand: &str) -> Option<&'static [&'static str]> {
+    const JUDGING: &[&str] = &[
+        "color",
+        "verbose",
+        "quiet",
+        "config",
+        "no_config",
+        "no_cache",
+        "redact",
+        "profile",
+        "facts",
+        "format",
+        "fail_on",
+        "rule_files",
+        "output",
+    ];
+    Some(match subcommand {
+        "check" | "exec" => JUDGING,
+        // fix writes its plan, then the human report: no --format, no --output.
+        "fix" => &[
+            "color",
+            "verbose",
+            "config",
+            "no_config",
+            "no_cache",
+            "redact",
+            "profile",
+            "facts",
+            "fail_on",
+            "rule_files",
+        ],
+        "slurm-healthcheck" => &[
+            "verbose",
+            "config",
+            "no_config",
+            "no_cache",
+            "redact",
+            "profile",
+            "facts",
+            "fail_on",
+            "rule_files",
+        ],
+        "facts" => &["verbose", "config", "no_config", "no_cache", "redact"],
+        "rules" | "explain" => &["verbose", "config", "no_config"],
+        "__probe" => return None,
+        // completions, model
+        _ => &[],
+    })
+}
+
+/// The global options, by clap id: a subcommand's own options have other ids or are checked
+/// by clap itself.
+const GLOBAL_IDS: [&str; 7] = [
+    "color",
+    "verbose",
+    "quiet",
+    "config",
+    "no_config",
+    "no_cache",
+    "redact",
+];
+
+/// An option given on the command line that the chosen subcommand would ignore, with the
+/// message that refuses it (`gpu-doctor completions bash --redact`). Values from the
+/// environment (GPU_DOCTOR_CONFIG, GPU_DOCTOR_NO_CACHE) are not refused: they apply where used.
+pub fn unused_option(matches: &ArgMatches) -> Option<String> {
+    let (name, sub) = matches.subcommand()?;
+    let used = options_used_by(name)?;
+    let given = |m: &ArgMatches, id: &str| {
+        m.ids().any(|i| i.as_str() == id) && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    // The options of `gpu-doctor` itself (not the groups clap makes of flattened structs).
+    let command = Cli::command();
+    let unused = command
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| given(matches, id))
+        .chain(GLOBAL_IDS.into_iter().filter(|id| given(sub, id)))
+        .find(|id| !used.contains(id))?;
+    let flag = command
+        .get_arguments()
+        .find(|a| a.get_id() == unused)
+        .and_then(|a| a.get_long())
+        .unwrap_or(unused);
+    let users: Vec<&str> = [
+        "check",
+        "exec",
+        "fix",
+        "facts",
+        "rules",
+        "explain",
+        "init",
+        "slurm-healthcheck",
+    ]
+    .into_iter()
+    .filter(|s| options_used_by(s).is_some_and(|u| u.contains(&unused)))
+    .collect();
+    // `gpu-doctor --format json rules`: rules has a --format of its own, after its name.
+    let own = command
+        .find_subcommand(name)
+        .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some(flag)));
+    if own {
+        return Some(format!(
+            "--{flag} before `{name}` is `check`'s option; give `{name}`'s own after it: \
+             `gpu-doctor {name} --{flag} ...`"
+        ));
+    }
+    Some(format!(
+        "`gpu-doctor {name}` does not use --{flag}, so it is refused rather than ignored \
+         (--{flag} applies to: {}); `gpu-doctor {name} --help` lists the options it takes",
+        users.join(", ")
+    ))
 }

@@ -45,6 +45,24 @@ impl Shell {
         }
     }
 
+    /// The shell of the machine a facts document describes (its `host.os`): PowerShell for
+    /// Windows, bash elsewhere. A replayed recording is fixed in its own machine's shell.
+    pub fn of_os(os: &str) -> Shell {
+        if os == "windows" {
+            Shell::PowerShell
+        } else {
+            Shell::Bash
+        }
+    }
+
+    /// The language name of a Markdown code fence.
+    pub fn fence(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::PowerShell => "powershell",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Shell::Bash => "bash",
@@ -53,7 +71,7 @@ impl Shell {
     }
 
     /// The finding's command for this shell, if it has one.
-    fn command(self, finding: &Finding) -> Option<&str> {
+    pub fn command(self, finding: &Finding) -> Option<&str> {
         let fix = finding.fix.as_ref()?;
         match self {
             Shell::Bash => fix.bash.as_deref(),

@@ -1,12 +1,16 @@
 //! gpu-doctor's entry point: parse the command line, run, exit with the documented code.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use gpu_doctor::probe::process;
 use gpu_doctor::{app, cli::Cli, signals};
 
 fn main() {
     // clap exits with 2 on a bad flag and 0 for --help/--version, as docs/exit-codes.md says.
-    let cli = Cli::try_parse().unwrap_or_else(|e| {
+    let matches = Cli::command().try_get_matches().and_then(|m| {
+        let cli = Cli::from_arg_matches(&m)?;
+        Ok((m, cli))
+    });
+    let (matches, cli) = matches.unwrap_or_else(|e| {
         // A flag's environment variable that is not UTF-8: name it (clap does not).
         let variable = (e.kind() == clap::error::ErrorKind::InvalidUtf8)
             .then(gpu_doctor::cli::unreadable_flag_variable)
@@ -19,6 +23,11 @@ fn main() {
             None => e.exit(),
         }
     });
+    // An option the subcommand would ignore is bad input, said as such (docs/exit-codes.md).
+    if let Some(why) = gpu_doctor::cli::unused_option(&matches) {
+        eprintln!("gpu-doctor: error: {why}");
+        std::process::exit(app::EXIT_NO_VERDICT)
+    }
     // On SIGINT/SIGTERM: end the child processes, remove temporary files, exit 130/143.
     if let Err(e) = signals::install() {
         eprintln!("gpu-doctor: warning: cannot handle interrupts ({e}); Ctrl-C may leave child processes running");

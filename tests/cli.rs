@@ -250,6 +250,29 @@ fn human_output_honours_no_color_and_color_always() {
     );
 }
 
+/// The flag wins over NO_COLOR, as in cargo, and --help says so.
+#[test]
+fn color_always_wins_over_no_color_as_help_says() {
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    for (color, escapes) in [("always", true), ("auto", false), ("never", false)] {
+        let out = doctor(&["check", "--facts", facts, "--color", color]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stdout).contains('\u{1b}'),
+            escapes,
+            "--color {color}"
+        );
+    }
+    let help = text(&doctor(&["fix", "--help"]).stdout);
+    assert!(
+        help.contains("always and never win over NO_COLOR"),
+        "{help}"
+    );
+}
+
 #[test]
 fn a_closed_pipe_is_not_a_crash() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
@@ -300,4 +323,270 @@ fn model_reads_a_gguf_header_and_says_how_many_layers_fit() {
         text(&bad.stderr)
     );
     assert!(bad.stdout.is_empty());
+}
+
+/// `make run` with this test's binary (deps and build taken as done): make's exit status and
+/// standard error.
+fn make_run(args: &str) -> (i32, String) {
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--no-print-directory", "-o", "deps", "-o", "build", "run"])
+        .arg(concat!("BIN=", env!("CARGO_BIN_EXE_gpu-doctor")))
+        .arg(format!("ARGS={args}"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("make runs");
+    (out.status.code().unwrap_or(-1), text(&out.stderr))
+}
+
+/// make's own "Error 1" reads like a failed build: `make run` says the doctor's exit code and
+/// what it means, and that the build succeeded.
+#[test]
+fn make_run_says_the_doctors_exit_code_and_its_meaning() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/facts");
+    let (code, err) = make_run(&format!(
+        "--facts {fixtures}/seed-laptop.json --format line"
+    ));
+    assert_eq!(code, 2, "make exits 2 on a failed recipe: {err}");
+    assert!(
+        err.contains("make run: gpu-doctor exited with code 1: not ready")
+            && err.contains("the build itself succeeded"),
+        "{err}"
+    );
+    let (code, err) = make_run(&format!(
+        "--facts {fixtures}/seed-laptop.json --fail-on never --format line"
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("make run: gpu-doctor exited with code 0: ready"),
+        "{err}"
+    );
+    let (code, err) = make_run("--facts /nonexistent/facts.json");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exited with code 2: no verdict"), "{err}");
+}
+
+/// An option the subcommand would ignore is refused with exit 2 and a message naming it, where
+/// it is given (before or after the subcommand); a variable from the environment is not.
+#[test]
+fn options_a_subcommand_would_ignore_are_refused() {
+    for args in [
+        &["completions", "bash", "--redact"][..],
+        &["--redact", "completions", "bash"],
+        &["model", "x.gguf", "--color", "never"],
+        &["explain", "no-nvidia-driver", "--no-cache"],
+        &["--profile", "quick", "facts"],
+    ] {
+        let out = doctor(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("gpu-doctor: error: ")
+                && args
+                    .iter()
+                    .any(|a| a.starts_with("--") && err.contains(&format!("{a} "))),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let err = text(&doctor(&["completions", "bash", "--redact"]).stderr);
+    assert!(err.contains("does not use --redact"), "{err}");
+    // check's --format before a subcommand that has its own: where to give it.
+    let out = doctor(&["--format", "json", "rules"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("`gpu-doctor rules --format ...`"), "{err}");
+    // What each uses is accepted, and a variable's value applies only where it is used.
+    assert_eq!(
+        doctor(&["rules", "--no-config", "-v"]).status.code(),
+        Some(0)
+    );
+    let with_env = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(["completions", "bash"])
+        .env("GPU_DOCTOR_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(with_env.status.code(), Some(0));
+}
+
+/// -q/--quiet: nothing for a person on standard output, the exit code still the verdict; a
+/// format asked for is written; it cannot be combined with -v.
+#[test]
+fn quiet_leaves_the_verdict_to_the_exit_code() {
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    let out = doctor(&["check", "--facts", facts, "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stdout)
+    );
+    let line = doctor(&["--quiet", "check", "--facts", facts, "--format", "line"]);
+    assert_eq!(line.status.code(), Some(1));
+    assert!(text(&line.stdout).starts_with("driver-too-old-for-toolkit:"));
+    let exec = doctor(&["exec", "-q", "--facts", facts, "--", "true"]);
+    assert_eq!(exec.status.code(), Some(1));
+    let err = text(&exec.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not running true"), "{err}");
+    // init's summary says what to add to files it does not touch: not something to silence.
+    let dir = tempfile::tempdir().unwrap();
+    let init = doctor(&["init", "-q", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(init.status.code(), Some(2), "{}", text(&init.stderr));
+    assert!(!dir.path().join("gpu-doctor.toml").exists());
+    assert_eq!(
+        doctor(&["check", "-q", "-v", "--facts", facts])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// `facts --output FILE` writes the facts to FILE (atomically, as check --output does), nothing
+/// to standard output; `check --facts FILE` judges them. A folder that does not exist is exit 2.
+#[test]
+fn facts_output_writes_a_file_that_check_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.json");
+    let path_text = path.to_str().unwrap();
+    let out = doctor(&[
+        "facts",
+        "--profile",
+        "quick",
+        "--no-cache",
+        "--output",
+        path_text,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let facts: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(facts["profile"], "quick");
+    let judged = doctor(&["check", "--facts", path_text, "--format", "line"]);
+    assert!(
+        matches!(judged.status.code(), Some(0 | 1)),
+        "{}",
+        text(&judged.stderr)
+    );
+    let missing = dir.path().join("no/such/folder/box.json");
+    let out = doctor(&[
+        "facts",
+        "--profile",
+        "quick",
+        "--output",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot write"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The json report names the gpu-doctor that judged it (on a replay `tool` is the recording's),
+/// and its members are those docs/report.schema.json publishes.
+#[test]
+fn the_json_report_has_the_judging_version_and_its_published_schema() {
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    let out = doctor(&["check", "--facts", facts, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = text(&doctor(&["--version"]).stdout);
+    assert_eq!(
+        format!(
+            "gpu-doctor {}",
+            doc["judged_by"]["version"].as_str().unwrap()
+        ),
+        version.trim()
+    );
+    assert_eq!(doc["judged_by"]["name"], "gpu-doctor");
+    assert_eq!(doc["tool"]["version"], "scenario: seed laptop");
+    assert_has_the_published_members(&doc, "report");
+}
+
+/// `doc`'s members are those docs/NAME.schema.json publishes, the required ones not null.
+fn assert_has_the_published_members(doc: &Value, name: &str) {
+    let path = format!("{}/docs/{name}.schema.json", env!("CARGO_MANIFEST_DIR"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut published: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    let mut written: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    published.sort();
+    written.sort();
+    assert_eq!(written, published, "{name}");
+    for required in schema["required"].as_array().unwrap() {
+        assert!(
+            !doc[required.as_str().unwrap()].is_null(),
+            "{name}: {required}"
+        );
+    }
+}
+
+/// `--format json` on rules, explain, model and fix: one JSON document each, with the
+/// members its published schema names; exit codes as in the human format.
+#[test]
+fn rules_explain_model_and_fix_write_json_with_a_published_schema() {
+    let json = |args: &[&str], code: i32| -> Value {
+        let out = doctor(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let rules = json(&["rules", "--format", "json"], 0);
+    assert_has_the_published_members(&rules, "rules");
+    let first = &rules["rules"][0];
+    assert!(
+        first["id"].is_string() && first["severity"].is_string(),
+        "{first}"
+    );
+
+    let rule = json(&["explain", "no-nvidia-driver", "--format", "json"], 0);
+    assert_has_the_published_members(&rule, "explain");
+    assert_eq!(rule["id"], "no-nvidia-driver");
+    assert!(rule["docs"].as_str().unwrap().contains("What it means"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let params = gpu_doctor::gguf::ModelParams::placement();
+    let model = gpu_doctor::gguf::write_cached(&params, dir.path()).unwrap();
+    let model = model.to_str().unwrap();
+    let doc = json(
+        &["model", model, "--free-mib", "80000", "--format", "json"],
+        0,
+    );
+    assert_has_the_published_members(&doc, "model");
+    assert_eq!(doc["model"]["architecture"], "llama");
+    assert_eq!(doc["fit"]["n_gpu_layers"], 3);
+    assert_eq!(doc["fit"]["kv_type"], "f16");
+    assert_eq!(doc["free_memory"], "--free-mib");
+
+    let facts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/facts/seed-laptop.json"
+    );
+    let plan = json(&["fix", "--facts", facts, "--format", "json"], 1);
+    assert_has_the_published_members(&plan, "fix");
+    assert_eq!(plan["shell"], "powershell");
+    let first = &plan["steps"][0];
+    assert!(
+        first["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("Start-Process"),
+        "{plan}"
+    );
+    assert_eq!(first["action"], "run");
+    // The plan is only shown: --yes talks to the terminal, so it takes no --format json.
+    assert_eq!(
+        doctor(&["fix", "--yes", "--format", "json"]).status.code(),
+        Some(2)
+    );
 }

@@ -212,3 +212,57 @@ fn the_human_report_agrees_and_shows_the_findings() {
         );
     }
 }
+
+/// `gpu-doctor fix --facts <seed laptop> ARGS`: exit code and stdout.
+fn fix(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gpu-doctor"))
+        .args(["fix", "--facts"])
+        .arg(fixture())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("gpu-doctor runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// The laptop is a Windows machine: a replay anywhere shows its fixes in PowerShell, in the fix
+/// plan and in every format, never a Linux command such as `sudo apt-get`.
+#[test]
+fn a_windows_recording_is_fixed_in_powershell_in_every_format() {
+    let (code, plan) = fix(&[]);
+    assert_eq!(code, 1, "{plan}");
+    assert!(
+        plan.contains("Start-Process 'https://www.nvidia.com/Download/index.aspx'"),
+        "{plan}"
+    );
+    assert!(plan.contains(VENV_PYTHON), "{plan}");
+    assert!(!plan.contains("sudo "), "{plan}");
+    // --shell still chooses.
+    let (_, bash) = fix(&["--shell", "bash"]);
+    assert!(bash.contains("sudo "), "{bash}");
+    assert!(!bash.contains("Start-Process"), "{bash}");
+
+    for format in ["human", "markdown", "sarif", "github", "junit"] {
+        let (code, mut out) = check(format);
+        assert_eq!(code, 1, "{format}: {out}");
+        if format == "sarif" {
+            // What a code-scanning tool shows is each result's message; the structured
+            // `properties.fix` keeps both shells, as the json format does.
+            let log: Value = serde_json::from_str(&out).expect("sarif");
+            out = log["runs"][0]["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["message"]["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        assert!(out.contains("Start-Process"), "{format}: {out}");
+        for linux in ["sudo ", "Fix (bash)", "fix (bash)", "```bash"] {
+            assert!(!out.contains(linux), "{format} shows {linux:?}: {out}");
+        }
+    }
+}

@@ -42,6 +42,36 @@ fn the_seed_log_line_finds_every_rule_that_explains_it() {
     assert!(stdout.contains("gpu-doctor explain <id>"), "{stdout}");
 }
 
+/// In JSON a symptom query gives the matching rules as `gpu-doctor rules --format json` lists
+/// them (docs/rules.schema.json), each with the symptoms it lists, even for one match.
+#[test]
+fn a_symptom_query_in_json_lists_the_matching_rules_with_their_symptoms() {
+    for (query, at_least) in [("assigned to device CPU", 3), ("[WinError 126]", 1)] {
+        let out = doctor(&["explain", query, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{query}: not JSON ({e}): {}", text(&out.stdout)));
+        let rules = doc["rules"].as_array().expect("a rules list");
+        assert!(rules.len() >= at_least, "{query}: {doc}");
+        for rule in rules {
+            let listed: Vec<String> = rule["symptoms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_lowercase())
+                .collect();
+            let want = query.to_lowercase();
+            assert!(
+                listed
+                    .iter()
+                    .any(|s| want.contains(s.as_str()) || s.contains(&want)),
+                "{query}: {} lists {listed:?}",
+                rule["id"]
+            );
+        }
+    }
+}
+
 #[test]
 fn a_whole_pasted_log_line_in_another_case_finds_the_same_rules() {
     let pasted = doctor(&[

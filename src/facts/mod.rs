@@ -437,6 +437,21 @@ pub fn json_schema() -> String {
     text
 }
 
+/// Test helper: fail when the published file at `path` differs from `current`; with
+/// UPDATE_DOCS set, write it first (`make docs`).
+#[cfg(test)]
+pub(crate) fn check_published(path: &str, current: &str) {
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(path, current).unwrap();
+    }
+    let published = std::fs::read_to_string(path).unwrap_or_default();
+    let name = path.rsplit('/').next().unwrap_or(path);
+    assert!(
+        published == current,
+        "docs/{name} is stale: run `make docs`"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,15 +460,9 @@ mod tests {
     /// Regenerate with `UPDATE_DOCS=1 cargo test --lib facts`.
     #[test]
     fn published_schema_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/facts.schema.json");
-        let current = json_schema();
-        if std::env::var_os("UPDATE_DOCS").is_some() {
-            std::fs::write(path, &current).unwrap();
-        }
-        let published = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            published == current,
-            "docs/facts.schema.json is stale: run `make docs`"
+        check_published(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/docs/facts.schema.json"),
+            &json_schema(),
         );
     }
 

@@ -11,7 +11,7 @@ use super::GgmlType;
 use std::path::{Path, PathBuf};
 
 /// Tensor bytes of one ggml type in the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct TypeUsage {
     pub type_name: &'static str,
     pub tensors: usize,
@@ -19,7 +19,7 @@ pub struct TypeUsage {
 }
 
 /// The facts about a model that decide where it can run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ModelSummary {
     pub path: PathBuf,
     pub file_size: u64,
@@ -175,10 +175,13 @@ fn block_index(name: &str) -> Option<usize> {
 }
 
 /// The ggml type of the KV cache (`--cache-type-k/-v`, `type_k`/`type_v`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub enum KvCacheType {
+    #[serde(rename = "f16")]
     F16,
+    #[serde(rename = "q8_0")]
     Q8_0,
+    #[serde(rename = "q4_0")]
     Q4_0,
 }
 
@@ -223,7 +226,7 @@ pub const RESERVE_MIB: u64 = 512;
 pub const N_UBATCH: u64 = 512;
 
 /// How many layers fit, and the numbers behind it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct FitEstimate {
     /// Repeating blocks in the model.
     pub n_layer: u64,

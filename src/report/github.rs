@@ -12,6 +12,7 @@
 
 use super::{markdown, severity_word, ReportInput};
 use crate::app::AppError;
+use crate::fix::Shell;
 use crate::rules::{Finding, Severity};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -37,7 +38,7 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
 fn annotations(input: &ReportInput) -> String {
     let mut out = String::new();
     for f in input.findings {
-        out.push_str(&annotation(f));
+        out.push_str(&annotation(f, super::machine_shell(input)));
         out.push('\n');
     }
     for o in super::overrides(input.rules) {
@@ -67,7 +68,7 @@ fn annotations(input: &ReportInput) -> String {
 }
 
 /// `::error title=rule-id: title::message` for one finding.
-fn annotation(f: &Finding) -> String {
+fn annotation(f: &Finding, shell: Shell) -> String {
     let command = match f.severity {
         Severity::Error => "error",
         Severity::Warn => "warning",
@@ -80,23 +81,18 @@ fn annotation(f: &Finding) -> String {
     format!(
         "::{command} title={}::{}",
         escape_property(&title),
-        escape_data(&message(f))
+        escape_data(&message(f, shell))
     )
 }
 
 /// The annotation's body: what is wrong, why, and the fix.
-fn message(f: &Finding) -> String {
+fn message(f: &Finding, shell: Shell) -> String {
     let mut m = format!("{} [{}]\n{}", f.title, severity_word(f.severity), f.explain);
     for e in &f.evidence {
         let _ = write!(m, "\n  evidence: {e}");
     }
-    if let Some(fix) = &f.fix {
-        if let Some(b) = &fix.bash {
-            let _ = write!(m, "\nFix (bash): {b}");
-        }
-        if let Some(p) = &fix.powershell {
-            let _ = write!(m, "\nFix (PowerShell): {p}");
-        }
+    if let Some(cmd) = shell.command(f) {
+        let _ = write!(m, "\nFix ({}): {cmd}", shell.name());
     }
     let consequences = super::consequence_lines(f);
     if !consequences.is_empty() {

@@ -116,7 +116,7 @@ const ASCII: Glyphs = Glyphs {
 pub fn render(input: &ReportInput) -> String {
     let glyphs = if utf8_locale() { UNICODE } else { ASCII };
     let facts = input.facts;
-    let powershell = facts.host.os == "windows";
+    let powershell = super::machine_shell(input) == crate::fix::Shell::PowerShell;
     let mut out = String::new();
     if !input.verbose {
         out.push_str("gpu-doctor summary (to see evidence and timings, run gpu-doctor -v):\n");

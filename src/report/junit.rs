@@ -13,6 +13,7 @@
 
 use super::checks::{checks, Check, State};
 use super::{severity_word, ReportInput};
+use crate::fix::Shell;
 use crate::rules::{Category, Finding};
 use std::fmt::Write;
 
@@ -159,7 +160,7 @@ fn testcase(out: &mut String, input: &ReportInput, category: &str, check: &Check
 
 /// A failure when the finding fails the run, else its text as output of a passing test.
 fn finding(out: &mut String, input: &ReportInput, f: &Finding) {
-    let body = text(&details(f));
+    let body = text(&details(f, super::machine_shell(input)));
     if input.verdict.fails(f.severity) {
         let _ = writeln!(
             out,
@@ -178,18 +179,13 @@ fn finding(out: &mut String, input: &ReportInput, f: &Finding) {
 }
 
 /// The finding's explanation, evidence and fix commands, as plain text.
-fn details(f: &Finding) -> String {
+fn details(f: &Finding, shell: Shell) -> String {
     let mut s = format!("{}\n\n{}\n", f.title, f.explain);
     for e in &f.evidence {
         let _ = writeln!(s, "  evidence: {e}");
     }
-    if let Some(fix) = &f.fix {
-        if let Some(b) = &fix.bash {
-            let _ = writeln!(s, "fix (bash): {b}");
-        }
-        if let Some(p) = &fix.powershell {
-            let _ = writeln!(s, "fix (PowerShell): {p}");
-        }
+    if let Some(cmd) = shell.command(f) {
+        let _ = writeln!(s, "fix ({}): {cmd}", shell.name());
     }
     let consequences = super::consequence_lines(f);
     if !consequences.is_empty() {

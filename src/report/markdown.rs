@@ -1,7 +1,7 @@
 //! The markdown format: an onboarding checklist. A heading with the verdict, then per report
 //! section a task list: `- [x]` for each check that passed (or could not apply), `- [ ]` for
-//! each that found something to do, with the explanation and the fix commands in ```bash and
-//! ```powershell blocks. The Python section opens with the environment matrix as judged. A
+//! each that found something to do, with the explanation and the fix command in the judged
+//! machine's shell (a ```powershell block for Windows facts, ```bash elsewhere). The Python section opens with the environment matrix as judged. A
 //! finding another one causes is a ticked item that names its cause. GitHub, GitLab and most
 //! wikis render the boxes; the github format appends the same text to $GITHUB_STEP_SUMMARY.
 //!
@@ -10,6 +10,7 @@
 
 use super::checks::{checks, Check, State};
 use super::{severity_word, ReportInput};
+use crate::fix::Shell;
 use crate::rules::{Category, Finding, Severity};
 use std::fmt::Write;
 
@@ -35,7 +36,7 @@ pub fn render(input: &ReportInput) -> String {
             environments(&mut out, &input.derived.python.matrix);
         }
         for check in members {
-            item(&mut out, check);
+            item(&mut out, check, super::machine_shell(input));
         }
     }
     out
@@ -95,7 +96,7 @@ fn heading(input: &ReportInput) -> String {
     out
 }
 
-fn item(out: &mut String, check: &Check) {
+fn item(out: &mut String, check: &Check, shell: Shell) {
     let name = match &check.subject {
         Some(s) => format!("`{}` on {}", check.id, inline(s)),
         None => format!("`{}`", check.id),
@@ -110,7 +111,7 @@ fn item(out: &mut String, check: &Check) {
         }
         State::Found(found) => {
             for f in found {
-                finding(out, &name, f);
+                finding(out, &name, f, shell);
             }
         }
         State::Waived(waived) => {
@@ -124,7 +125,7 @@ fn item(out: &mut String, check: &Check) {
 }
 
 /// A finding as an open task (a closed one for notes), with what to do indented under it.
-fn finding(out: &mut String, name: &str, f: &Finding) {
+fn finding(out: &mut String, name: &str, f: &Finding, shell: Shell) {
     let mark = if f.severity >= Severity::Warn {
         "[ ]"
     } else {
@@ -140,13 +141,9 @@ fn finding(out: &mut String, name: &str, f: &Finding) {
     for e in &f.evidence {
         let _ = writeln!(out, "  - {}", inline(e));
     }
-    if let Some(fix) = &f.fix {
-        for (lang, cmd) in [("bash", &fix.bash), ("powershell", &fix.powershell)] {
-            if let Some(cmd) = cmd {
-                out.push('\n');
-                fence(out, lang, cmd);
-            }
-        }
+    if let Some(cmd) = shell.command(f) {
+        out.push('\n');
+        fence(out, shell.fence(), cmd);
     }
     let consequences = super::consequence_lines(f);
     if !consequences.is_empty() {

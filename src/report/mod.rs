@@ -5,9 +5,11 @@
 //! same exit code for the same findings: the verdict is computed once, here.
 
 mod checks;
+pub mod data;
 mod github;
 mod human;
 mod json;
+pub use json::json_schema as report_json_schema;
 mod junit;
 mod line;
 mod markdown;
@@ -43,7 +45,7 @@ pub struct ReportInput<'a> {
 }
 
 /// A finding that an active waiver covers, and the waiver.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Waived {
     #[serde(flatten)]
     pub finding: Finding,
@@ -84,7 +86,7 @@ pub(crate) const CONSEQUENCES_HEADING: &str = "Caused by this (fix this first; n
 
 /// A built-in rule that a rule file replaced with `override = true`: shown in every format,
 /// like a waiver, since it can silence what the built-in rule would find.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Override {
     pub rule: String,
     /// Where the built-in rule is defined: "rules/core.toml:12".
@@ -119,7 +121,7 @@ pub fn overrides(rules: &RuleSet) -> Vec<Override> {
 }
 
 /// What a waived finding shows of its waiver.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WaiverNote {
     pub reason: String,
     /// The last day it applies, `YYYY-MM-DD`.
@@ -130,7 +132,7 @@ pub struct WaiverNote {
 }
 
 /// The outcome of judging: ready or not, and the exit code that says so.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// No finding at or above the fail level.
     pub ready: bool,
@@ -187,6 +189,12 @@ pub fn render(format: Format, input: &ReportInput) -> Result<String, AppError> {
         Format::Line => Ok(line::render(input)),
         Format::Prom => Ok(prom::render(input)),
     }
+}
+
+/// The shell the report's fix commands are shown in: the judged machine's (PowerShell for
+/// Windows facts, even when replayed on Linux), since the other's commands would mislead there.
+pub fn machine_shell(input: &ReportInput) -> crate::fix::Shell {
+    crate::fix::Shell::of_os(&input.facts.host.os)
 }
 
 /// `gpu-doctor rules`: one line per rule.

@@ -13,6 +13,7 @@
 
 use super::ReportInput;
 use crate::app::AppError;
+use crate::fix::Shell;
 use crate::rules::{Finding, Rule, Severity};
 use serde_json::{json, Value};
 
@@ -33,8 +34,8 @@ pub fn render(input: &ReportInput) -> Result<String, AppError> {
                 "executionSuccessful": true,
                 "exitCode": input.verdict.exit_code,
             }],
-            "results": input.findings.iter().map(|f| result(f, &rules))
-                .chain(input.waived.iter().map(|w| suppressed(w, &rules)))
+            "results": input.findings.iter().map(|f| result(f, &rules, super::machine_shell(input)))
+                .chain(input.waived.iter().map(|w| suppressed(w, &rules, super::machine_shell(input))))
                 .collect::<Vec<_>>(),
             "properties": {
                 "ready": input.verdict.ready,
@@ -81,11 +82,11 @@ fn descriptor(rule: &Rule) -> Value {
 }
 
 /// A result for one finding.
-fn result(f: &Finding, rules: &[&Rule]) -> Value {
+fn result(f: &Finding, rules: &[&Rule], shell: Shell) -> Value {
     let mut result = json!({
         "ruleId": f.rule,
         "level": level(f.severity),
-        "message": { "text": message(f) },
+        "message": { "text": message(f, shell) },
         "partialFingerprints": {
             "gpuDoctorFinding/v1": format!("{}|{}", f.rule, f.subject.as_deref().unwrap_or("host")),
         },
@@ -109,8 +110,8 @@ fn result(f: &Finding, rules: &[&Rule]) -> Value {
 
 /// A waived finding: a result with an accepted external suppression (the configuration's
 /// waiver), which code-scanning tools show as dismissed.
-fn suppressed(w: &super::Waived, rules: &[&Rule]) -> Value {
-    let mut r = result(&w.finding, rules);
+fn suppressed(w: &super::Waived, rules: &[&Rule], shell: Shell) -> Value {
+    let mut r = result(&w.finding, rules, shell);
     r["suppressions"] = json!([{
         "kind": "external",
         "status": "accepted",
@@ -120,18 +121,13 @@ fn suppressed(w: &super::Waived, rules: &[&Rule]) -> Value {
 }
 
 /// Title, explanation and fix commands as plain text.
-fn message(f: &Finding) -> String {
+fn message(f: &Finding, shell: Shell) -> String {
     let mut m = format!("{}\n\n{}", f.title, f.explain);
     for e in &f.evidence {
         m.push_str(&format!("\n- {e}"));
     }
-    if let Some(fix) = &f.fix {
-        if let Some(b) = &fix.bash {
-            m.push_str(&format!("\n\nFix (bash): {b}"));
-        }
-        if let Some(p) = &fix.powershell {
-            m.push_str(&format!("\nFix (PowerShell): {p}"));
-        }
+    if let Some(cmd) = shell.command(f) {
+        m.push_str(&format!("\n\nFix ({}): {cmd}", shell.name()));
     }
     let consequences = super::consequence_lines(f);
     if !consequences.is_empty() {

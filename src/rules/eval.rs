@@ -22,7 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub const EVALUATION_FAILED: &str = "rule-evaluation-failed";
 
 /// Something a rule found, with its messages rendered for this machine.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, schemars::JsonSchema, Clone, Debug, PartialEq)]
 pub struct Finding {
     /// The rule's id (or [`EVALUATION_FAILED`]).
     pub rule: String,
@@ -51,7 +51,7 @@ pub struct Finding {
     pub environment: Option<String>,
 }
 
-#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, schemars::JsonSchema, Clone, Debug, Default, PartialEq)]
 pub struct Fix {
     pub bash: Option<String>,
     pub powershell: Option<String>,
